@@ -1,0 +1,95 @@
+"""Safe YAML reading that remembers where each key came from, and atomic file writes."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gptlab.errors import UserError
+
+KeyPath = tuple[str, ...]
+
+
+def load_yaml(path: str | Path) -> tuple[Any, dict[KeyPath, int]]:
+    """Parse a YAML file with yaml's safe loader; return the data and a map key-path -> line (1-based)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("file not found", source=str(path), fix="check the path")
+    text = path.read_text(encoding="utf-8")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"malformed YAML: {problem}", source=str(path),
+                         line=mark.line + 1 if mark else None, fix="fix the YAML syntax") from None
+    finally:
+        loader.dispose()
+    lines: dict[KeyPath, int] = {}
+    if node is not None:
+        _collect_lines(node, (), lines)
+    return data, lines
+
+
+def _collect_lines(node: yaml.Node, prefix: KeyPath, lines: dict[KeyPath, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = prefix + (str(key_node.value),)
+            lines[path] = key_node.start_mark.line + 1
+            _collect_lines(value_node, path, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[prefix + (str(i),)] = item.start_mark.line + 1
+            _collect_lines(item, prefix + (str(i),), lines)
+
+
+def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
+    """Line of the deepest known prefix of `path`."""
+    for end in range(len(path), 0, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def parse_scalar(text: str) -> Any:
+    """A command-line value as a YAML scalar: '1e-3' -> 0.001, 'true' -> True, 'rope' -> 'rope'."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads '1e-3' as a string; users mean a number
+            return float(value) if any(c in value.lower() for c in "e.") else value
+        except ValueError:
+            return value
+    return value if isinstance(value, (int, float, bool, str)) or value is None else text
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write then rename, so a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_yaml(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False))
