@@ -1,0 +1,12 @@
+"""gptlab: a research harness for ablation studies on small GPT models."""
+__version__ = "0.1.0"
+
+
+def build_model(config):  # noqa: ANN001, ANN201 - re-exported, typed in gptlab.model
+    """A GPT nn.Module from a ModelConfig or a dict of model keys (vocab_size included)."""
+    from gptlab.model import build_model as _build
+
+    return _build(config)
+
+
+__all__ = ["__version__", "build_model"]

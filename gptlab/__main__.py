@@ -1,0 +1,3 @@
+from gptlab.cli.app import main
+
+main()

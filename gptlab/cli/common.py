@@ -1,0 +1,44 @@
+"""What every command shares: bad input becomes one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from gptlab.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RunsOpt = Annotated[Path, typer.Option("--runs", help="Run store root.")]
+WandbOpt = Annotated[str | None, typer.Option(
+    "--wandb", help="W&B mode: auto (online with credentials, else offline), online, offline, disabled.")]
+
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def user_errors(fn: F) -> F:
+    """Print a UserError as `error: <file>:<line>: <key>: <message> (<fix>)` and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as err:
+            print(f"error: {err.one_line()}", file=sys.stderr)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def split_config_and_overrides(args: list[str]) -> tuple[str | None, list[str]]:
+    """The optional CONFIG.yaml comes first; everything else is an override."""
+    if args and not args[0].startswith("-") and "=" not in args[0]:
+        if not args[0].endswith((".yaml", ".yml")):
+            raise UserError(f"'{args[0]}' is neither a .yaml config file nor a key=value override",
+                            fix="give CONFIG.yaml first, then key=value overrides")
+        return args[0], args[1:]
+    return None, args

@@ -1,0 +1,91 @@
+"""Resolving a run's config from a YAML file and command-line overrides.
+
+Overrides accept `key=value`, `section.key=value`, `--key=value` and `--section.key=value` (the last two
+are what `wandb agent` passes through ${args}); values parse as YAML scalars.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from gptlab.config import RunConfig, build_config, flatten_overrides
+from gptlab.errors import ConfigError, UserError
+from gptlab.yamlio import line_of, load_yaml, parse_scalar
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """['--lr=1e-3', 'n_layer=2'] -> {'lr': 0.001, 'n_layer': 2} (unvalidated, possibly dotted keys)."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        body = arg[2:] if arg.startswith("--") else arg
+        if "=" in body:
+            key, _, value = body.partition("=")
+        elif arg.startswith("--") and i + 1 < len(args) and "=" not in args[i + 1]:
+            key, value = body, args[i + 1]  # `--lr 1e-3`
+            i += 1
+        else:
+            raise UserError(f"cannot read override '{arg}'", key=body,
+                            fix="write key=value, section.key=value or --key=value")
+        key = key.strip().replace("-", "_")  # --max-steps=1 means max_steps
+        if not key:
+            raise UserError(f"cannot read override '{arg}'", fix="write key=value")
+        out[key] = parse_scalar(value)
+        i += 1
+    return out
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A config YAML (flat or sectioned) as flat bare-name overrides; errors carry file and line."""
+    data, lines = load_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError("a config file must be a mapping of config keys", source=str(path), line=1,
+                        fix="write key: value lines, flat or under model/train/data/log")
+    try:
+        flat = flatten_overrides(data)
+        build_config(flat)  # validate here so errors can name the file and line
+        return flat
+    except ConfigError as err:
+        raise err.located(str(path), _line_for_key(lines, err.key)) from None
+
+
+def _line_for_key(lines: dict[tuple[str, ...], int], key: str | None) -> int | None:
+    if not key:
+        return None
+    parts = tuple(key.split("."))
+    hits = [line for path, line in lines.items() if path[-len(parts):] == parts or path[-1] == parts[-1]]
+    return min(hits) if hits else line_of(lines, parts)
+
+
+def resolve(config_file: str | None, overrides: dict[str, Any],
+            base: RunConfig | None = None) -> tuple[RunConfig, dict[str, Any]]:
+    """(validated RunConfig, the flat overrides from the command line)."""
+    flat_file = load_config_file(config_file) if config_file else {}
+    try:
+        flat_cli = flatten_overrides(overrides)
+    except ConfigError as err:
+        raise err.located("command line") from None
+    try:
+        return build_config({**flat_file, **flat_cli}, base=base), flat_cli
+    except ConfigError as err:
+        raise err.located("command line" if err.key in flat_cli else config_file or "command line") from None
+
+
+def run_name(overrides: dict[str, Any], config_file: str | None = None) -> str:
+    """Deterministic name from the overrides, e.g. 'n_layer=2-lr=0.001'."""
+    parts = [Path(config_file).stem] if config_file else []
+    parts += [f"{k}={_fmt(v)}" for k, v in overrides.items()]
+    name = "-".join(parts) or "defaults"
+    return re.sub(r"[^\w.=+-]", "_", name)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -1,0 +1,63 @@
+"""Where and how a run computes: device, dtype, autocast and compile, resolved once from the config."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from gptlab.config import TrainConfig
+from gptlab.errors import ConfigError
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    dtype: torch.dtype      # autocast dtype (float32 = no autocast)
+    compile: bool
+
+    @property
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.dtype == torch.float16
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("CUDA is not available on this machine", key="device", fix="use device=auto or cpu")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise ConfigError(f"no such GPU: {name} ({torch.cuda.device_count()} visible)", key="device",
+                          fix="use a visible GPU index")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("MPS is not available on this machine", key="device", fix="use device=auto or cpu")
+    return torch.device(name)
+
+
+def resolve_runtime(cfg: TrainConfig) -> Runtime:
+    device = pick_device(cfg.device)
+    if cfg.dtype == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        dtype = torch.bfloat16 if cuda_bf16 else torch.float32
+    else:
+        dtype = _DTYPES[cfg.dtype]
+    compile_ = device.type == "cuda" if cfg.compile == "auto" else bool(cfg.compile)
+    return Runtime(device, dtype, compile_)
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)

@@ -1,0 +1,243 @@
+"""One training run end to end: validated config in, run directory out (CONTRACT's run store).
+
+The hot loop does no host sync except at log steps: the loss and a non-finite flag stay on the
+device between them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from gptlab.config import RunConfig, config_from_dict
+from gptlab.dataset import eval_windows, load_data, sample_batch
+from gptlab.errors import UserError
+from gptlab.model import build_model
+from gptlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from gptlab.train.device import device_label, resolve_runtime
+from gptlab.train.evaluate import evaluate, lm_loss
+from gptlab.train.optim import build_optimizer, lr_at
+from gptlab.train.progress import ProgressPrinter
+from gptlab.train.provenance import provenance
+from gptlab.train.store import RunStore
+from gptlab.train.tracking import Tracker
+
+# the ablation switches that become W&B tags
+TAG_KEYS = ("pos_encoding", "norm_placement", "norm", "residual", "attn_scale", "activation", "tie_weights")
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    experiment: str = "adhoc"
+    name: str = "run"
+    variant: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # keys that differ from the study's base
+
+    def label(self, seed: int) -> str:
+        suffix = f"-seed{seed}"
+        return self.name[: -len(suffix)] if self.name.endswith(suffix) else self.name
+
+
+def run_dir_for(runs_root: Path, meta: RunMeta) -> Path:
+    return Path(runs_root) / meta.experiment / meta.name
+
+
+def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool = False,
+                 on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) one run; returns its summary. Bad input raises UserError before anything is
+    written; RunLocked if another process holds the run; a crash is recorded, not raised."""
+    data = load_data(cfg.data, cfg.model.block_size)
+    cfg = cfg.replace(vocab_size=data.tokenizer.vocab_size)
+    runtime = resolve_runtime(cfg.train)
+    store = RunStore(run_dir_for(runs_root, meta))
+    lock = store.lock()
+    try:
+        if fresh:
+            _clear(store)
+        previous = store.summary()
+        if previous and previous.get("status") == "finished":
+            return previous
+        saved = store.config()
+        if saved and config_from_dict(saved) != cfg:
+            raise UserError("this run directory holds a run with a different config", source=str(store.dir),
+                            fix="choose another --name, or rerun it from scratch with --rerun all")
+        record = {**cfg.to_dict(),
+                  "run": {"experiment": meta.experiment, "name": meta.name, "label": meta.label(cfg.train.seed),
+                          "variant": meta.variant, "seed": cfg.train.seed, "overrides": dict(meta.overrides)},
+                  "provenance": provenance(device_label(runtime.device))}
+        store.write_config(record)
+        return _Loop(cfg, runtime, data, store, meta, record, on_log).run()
+    finally:
+        lock.close()
+
+
+def _clear(store: RunStore) -> None:
+    for path in store.dir.iterdir():
+        if path.name == ".lock":
+            continue
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+class _Loop:
+    def __init__(self, cfg: RunConfig, runtime, data, store: RunStore, meta: RunMeta,
+                 record: dict[str, Any], on_log) -> None:
+        self.cfg, self.rt, self.data, self.store, self.meta, self.on_log = cfg, runtime, data, store, meta, on_log
+        self.record = record
+        t = cfg.train
+        torch.manual_seed(t.seed)
+        self.model = build_model(cfg.model).to(runtime.device)
+        self.opt = build_optimizer(self.model, t, runtime.device)
+        self.gen = torch.Generator().manual_seed(t.seed)
+        self.step, self.best, self.final, self.wall_prev = 0, math.inf, None, 0.0
+        self.train_tokens, self.train_time = 0, 0.0
+        self.n_params = unwrap(self.model).num_params()
+        self.tracker = Tracker(cfg.log.wandb)
+        self.resumed = store.checkpoint_path.exists()
+        if self.resumed:
+            self._restore()
+        self.fwd = torch.compile(self.model) if runtime.compile else self.model
+        self.train_data = data.train.to(runtime.device)
+        self.val_data = data.val.to(runtime.device)
+        self.eval_starts = eval_windows(data.val, cfg.model.block_size, t.eval_steps * t.batch_size)
+        self.scaler = torch.amp.GradScaler(enabled=runtime.needs_scaler)
+        self.diverge_at = max(100.0, 10 * math.log(cfg.model.vocab_size))
+
+    # ---- state ----
+    def _restore(self) -> None:
+        state = load_checkpoint(self.store.checkpoint_path, self.rt.device)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["batch_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.step, self.best, self.wall_prev = state["step"], state["best_val_loss"], state["wall_s"]
+        self.final = state.get("final_val_loss")
+        self.train_tokens, self.train_time = state.get("train_tokens", 0), state.get("train_time", 0.0)
+        self.store.truncate_metrics(self.step)
+
+    def _checkpoint(self) -> None:
+        save_checkpoint(self.store.checkpoint_path, {
+            "model": unwrap(self.model).state_dict(), "optimizer": self.opt.state_dict(),
+            "step": self.step, "best_val_loss": self.best, "final_val_loss": self.final,
+            "wall_s": self._wall(), "train_tokens": self.train_tokens, "train_time": self.train_time,
+            "batch_rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "config": self.cfg.to_dict(), "chars": list(self.data.tokenizer.chars)})
+
+    def _wall(self) -> float:
+        return self.wall_prev + (time.perf_counter() - self.t_start)
+
+    def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
+        finite = math.isfinite(self.best)
+        summary = {"status": status, "best_val_loss": self.best if finite else None,
+                   "final_val_loss": self.final, "steps": self.step, "wall_s": round(self._wall(), 3),
+                   "tokens_per_s": round(self.train_tokens / self.train_time, 1) if self.train_time else None,
+                   "n_params": self.n_params, "device": str(self.rt.device)}
+        if error:
+            summary["error"] = error
+        self.store.write_summary(summary)
+        return summary
+
+    # ---- loop ----
+    def run(self) -> dict[str, Any]:
+        self.t_start = time.perf_counter()
+        t, meta = self.cfg.train, self.meta
+        log_file = open(self.store.log_path, "a", encoding="utf-8", buffering=1)
+        self.progress = ProgressPrinter(meta.name, t.max_steps, log_file=log_file)
+        tags = [f"{k}={self.cfg.flat()[k]}" for k in TAG_KEYS]
+        self.tracker.start(project=self.cfg.log.project, entity=self.cfg.log.entity,
+                           experiment=meta.experiment, name=meta.name, variant=meta.variant, tags=tags,
+                           config=self.record, run_dir=self.store.dir, resume=self.resumed)
+        self._summary("running")
+        status, error = "running", None
+        try:
+            with self.store.open_metrics() as self.metrics:
+                status = self._train()
+        except KeyboardInterrupt:
+            status = "interrupted"
+            self._checkpoint()
+            raise
+        except Exception as exc:  # noqa: BLE001 - a crash is recorded in the run, never lost
+            status, error = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
+            log_file.write(traceback.format_exc())
+            self.progress.message(f"{meta.name} failed: {error} (log: {self.store.log_path})")
+        finally:
+            summary = self._summary(status, error)
+            self.tracker.finish(summary)
+            log_file.close()
+        return summary
+
+    def _train(self) -> str:
+        t = self.cfg.train
+        if self.step == 0 and not self.resumed:
+            self._emit({"step": 0, "val/loss": self._eval()})
+        tokens_per_step = t.batch_size * self.cfg.model.block_size * t.grad_accum
+        nonfinite = torch.zeros((), dtype=torch.bool, device=self.rt.device)
+        tick, tick_step = time.perf_counter(), self.step
+        while self.step < t.max_steps:
+            lr = lr_at(self.step, t)
+            loss = self._update(lr)  # 0-dim tensor, still on the device
+            nonfinite |= ~torch.isfinite(loss)
+            self.step += 1
+            at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
+            if not (at_eval or self.step % t.log_interval == 0):
+                continue
+            train_loss = loss.item()  # the one host sync per log interval
+            now = time.perf_counter()
+            elapsed, steps = now - tick, self.step - tick_step
+            self.train_tokens += steps * tokens_per_step
+            self.train_time += elapsed
+            row = {"step": self.step, "train/loss": train_loss, "lr": lr,
+                   "tokens_per_s": round(steps * tokens_per_step / elapsed, 1) if elapsed > 0 else None}
+            if bool(nonfinite) or not train_loss < self.diverge_at:
+                self._emit(row)
+                self.progress.message(f"{self.meta.name} diverged at step {self.step}: train loss {train_loss}")
+                return "diverged"
+            if at_eval:
+                row["val/loss"] = self._eval()
+            self._emit(row, eta_s=(t.max_steps - self.step) * elapsed / max(steps, 1))
+            if at_eval:
+                if not math.isfinite(row["val/loss"]):
+                    return "diverged"
+                self._checkpoint()
+            tick, tick_step = time.perf_counter(), self.step
+        return "finished"
+
+    def _update(self, lr: float) -> torch.Tensor:
+        t = self.cfg.train
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        total = torch.zeros((), device=self.rt.device)
+        for _ in range(t.grad_accum):
+            x, y = sample_batch(self.train_data, t.batch_size, self.cfg.model.block_size, self.gen)
+            with self.rt.autocast:
+                loss = lm_loss(self.fwd(x), y) / t.grad_accum
+            self.scaler.scale(loss).backward()
+            total += loss.detach()
+        if t.grad_clip > 0:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.opt.zero_grad(set_to_none=True)
+        return total
+
+    def _eval(self) -> float:
+        t = self.cfg.train
+        loss = evaluate(self.fwd, self.val_data, self.eval_starts, self.cfg.model.block_size, t.batch_size, self.rt)
+        self.final = loss
+        if loss < self.best:
+            self.best = loss
+        return loss
+
+    def _emit(self, row: dict[str, Any], eta_s: float | None = None) -> None:
+        self.metrics.write(json.dumps(row) + "\n")
+        self.tracker.log(row)
+        self.progress.update(row, eta_s)
+        if self.on_log is not None:
+            self.on_log(row)
