@@ -1,0 +1,85 @@
+"""`gptlab run SPEC.yaml`: every run an experiment spec expands to, skipping finished ones."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gptlab.cli.common import RunsOpt, WandbOpt
+from gptlab.errors import UserError
+from gptlab.overrides import parse_overrides
+
+
+def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/*.yaml).")],
+        set_: Annotated[list[str] | None, typer.Option(
+            "--set", help="KEY=VALUE applied to every run (e.g. --set max_steps=200 to shrink for a CPU).")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs and their state; run nothing.")]
+        = False,
+        jobs: Annotated[int, typer.Option(help="Runs executed at once.")] = 1,
+        devices: Annotated[str | None, typer.Option(
+            help="Devices to spread runs over, e.g. 0,1 or cpu (default: every visible GPU, else CPU).")] = None,
+        rerun: Annotated[str | None, typer.Option(help="Also rerun from scratch: failed (failed and diverged) "
+                                                       "or all.")] = None,
+        fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed run.")] = False,
+        launcher: Annotated[str, typer.Option(help="local (subprocesses here) or submitit (Slurm jobs).")]
+        = "local",
+        runs: RunsOpt = Path("runs"),
+        wandb: WandbOpt = None,
+        ) -> None:
+    """Run every variant x grid x seed of an experiment spec; resumable and crash-isolated."""
+    from gptlab.runner.devices import parse_devices
+    from gptlab.runner.execute import Study, plan
+    from gptlab.runner.spec import load_spec
+    from gptlab.runner.view import make_view
+
+    if rerun not in (None, "failed", "all"):
+        raise UserError(f"invalid --rerun '{rerun}'", key="--rerun", fix="use --rerun failed or --rerun all")
+    if jobs < 1:
+        raise UserError("--jobs must be at least 1", key="--jobs", fix="e.g. --jobs 4")
+    if wandb not in (None, "auto", "online", "offline", "disabled"):
+        raise UserError(f"invalid --wandb '{wandb}'", key="--wandb", fix="use auto, online, offline or disabled")
+    sets = {}
+    for item in set_ or []:
+        if "=" not in item:
+            raise UserError(f"cannot read --set '{item}'", key="--set", fix="write --set key=value")
+        sets.update(parse_overrides([item]))
+    loaded = load_spec(spec, sets)
+    slots = parse_devices(devices)
+    jobs_planned = plan(loaded, runs, rerun)
+    if dry_run:
+        print(dry_run_table(loaded, jobs_planned, slots))
+        return
+    if launcher == "submitit":
+        from gptlab.runner.slurm import run_with_submitit
+
+        code = run_with_submitit(loaded, jobs_planned, runs, wandb)
+    elif launcher == "local":
+        study = Study(loaded, jobs_planned, runs, n_jobs=jobs, slots=slots, wandb=wandb, fail_fast=fail_fast,
+                      view=make_view())
+        code = study.execute()
+    else:
+        raise UserError(f"invalid --launcher '{launcher}'", key="--launcher", fix="use local or submitit")
+    if code:
+        raise typer.Exit(code=code)
+
+
+def dry_run_table(spec, jobs, slots: list[str]) -> str:  # noqa: ANN001
+    from gptlab.overrides import _fmt
+
+    rows = []
+    for i, job in enumerate(jobs):
+        diff = " ".join(f"{k}={_fmt(v)}" for k, v in job.run.overrides.items()) or "-"
+        state = {"skip-finished": "finished (skip)", "skip-failed": f"{job.store.status()} (skip)",
+                 "skip-locked": "running elsewhere (skip)", "resume": "resume from checkpoint",
+                 "fresh": "rerun from scratch", "run": "new"}[job.action]
+        device = "cpu" if slots[i % len(slots)] == "cpu" else f"cuda:{slots[i % len(slots)]}"
+        rows.append((job.run.name, diff, device, state))
+    headers = ("run", "differs from base", "device", "state")
+    widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    todo = sum(not j.action.startswith("skip") for j in jobs)
+    lines = [f"{spec.name}: {len(jobs)} runs ({todo} to execute) from {spec.path}", fmt.format(*headers),
+             fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*r) for r in rows]
+    return "\n".join(lines)

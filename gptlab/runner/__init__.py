@@ -1,0 +1,1 @@
+"""Experiment specs expanded into runs and executed as crash-isolated `gptlab train` processes."""

@@ -1,0 +1,41 @@
+"""Which devices a study's runs go to: every visible GPU by default, else the CPU."""
+from __future__ import annotations
+
+import os
+
+from gptlab.errors import UserError
+
+
+def visible_gpus() -> list[str]:
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - no usable CUDA means CPU
+        return []
+
+
+def parse_devices(text: str | None) -> list[str]:
+    """'0,1' / 'cuda:0,cuda:1' / 'cpu' -> slot names ('0', '1', 'cpu')."""
+    if not text:
+        return visible_gpus() or ["cpu"]
+    out = []
+    for item in text.split(","):
+        item = item.strip().removeprefix("cuda:")
+        if item != "cpu" and not item.isdigit():
+            raise UserError(f"invalid device '{item}'", key="--devices", fix="write e.g. 0,1 or cuda:0,cuda:1 or cpu")
+        out.append(item)
+    return out
+
+
+def device_env(slot: str, threads: int) -> dict[str, str]:
+    """Environment for a run on `slot`: one GPU visible (or none), a fair share of CPU threads."""
+    env = dict(os.environ)
+    env["CUDA_VISIBLE_DEVICES"] = "" if slot == "cpu" else slot
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))

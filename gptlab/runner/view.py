@@ -1,0 +1,131 @@
+"""What a study shows while it runs: a rich live table on a terminal, plain lines otherwise (CI, logs)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from gptlab.train.progress import fmt_duration
+
+
+def last_row(job) -> dict[str, Any]:  # noqa: ANN001
+    """The newest metrics row of a running job (reads only the file's tail)."""
+    path = job.store.metrics_path
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode(errors="replace").splitlines()
+        for line in reversed(lines):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    except FileNotFoundError:
+        pass
+    return {}
+
+
+def _best(job) -> str:  # noqa: ANN001
+    summary = job.result or job.store.summary() or {}
+    best = summary.get("best_val_loss")
+    return f"{best:.4f}" if isinstance(best, (int, float)) else "-"
+
+
+class PlainView:
+    def __init__(self, stream=None) -> None:  # noqa: ANN001
+        self.stream = stream or sys.stdout
+        self.t0 = time.time()
+        self.done = 0
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def start(self, jobs) -> None:  # noqa: ANN001
+        todo = sum(not j.action.startswith("skip") for j in jobs)
+        self.total = len(jobs)
+        self.done = len(jobs) - todo
+        self._print(f"{todo} of {len(jobs)} runs to execute ({self.done} skipped: finished, failed or elsewhere)")
+
+    def started(self, job) -> None:  # noqa: ANN001
+        verb = {"resume": "resuming", "fresh": "restarting"}.get(job.action, "starting")
+        self._print(f"[{self.done}/{self.total}] {verb} {job.run.name} on {job.slot}")
+
+    def ended(self, job) -> None:  # noqa: ANN001
+        self.done += 1
+        status = job.status
+        line = f"[{self.done}/{self.total}] {status} {job.run.name} | best val {_best(job)} | " \
+               f"{fmt_duration(time.time() - job.started)}"
+        if status in ("failed", "diverged"):
+            err = job.result.get("error") or "loss became non-finite" if status == "diverged" else \
+                job.result.get("error")
+            line += f"\n  {status}: {err} (log: {job.store.log_path})"
+        self._print(line)
+
+    def refresh(self, jobs) -> None:  # noqa: ANN001
+        pass
+
+    def message(self, text: str) -> None:
+        self._print(text)
+
+    def finish(self, jobs) -> None:  # noqa: ANN001
+        self._print(final_table(jobs))
+
+
+def final_table(jobs) -> str:  # noqa: ANN001
+    width = max([len(j.run.name) for j in jobs] + [3])
+    lines = [f"{'run':<{width}}  {'status':<11}  {'best val':>8}  steps",
+             f"{'-' * width}  {'-' * 11}  {'-' * 8}  -----"]
+    for job in jobs:
+        summary = job.result or job.store.summary() or {}
+        lines.append(f"{job.run.name:<{width}}  {job.status:<11}  {_best(job):>8}  {summary.get('steps', '-')}")
+    return "\n".join(lines)
+
+
+class RichView(PlainView):
+    """A live view: runs done/total, each active run's step, loss and ETA."""
+
+    def start(self, jobs) -> None:  # noqa: ANN001
+        from rich.console import Console
+        from rich.live import Live
+
+        super().start(jobs)
+        self.console = Console(file=self.stream)
+        self.live = Live(self._render(jobs), console=self.console, refresh_per_second=2, transient=True)
+        self.live.start()
+
+    def _print(self, text: str) -> None:
+        console = getattr(self, "console", None)
+        (console.print(text, highlight=False, markup=False) if console else print(text, file=self.stream))
+
+    def refresh(self, jobs) -> None:  # noqa: ANN001
+        self.live.update(self._render(jobs))
+
+    def _render(self, jobs):  # noqa: ANN001, ANN202
+        from rich.table import Table
+
+        table = Table(title=f"runs done {self.done}/{self.total} | elapsed {fmt_duration(time.time() - self.t0)}")
+        for col in ("run", "device", "step", "train loss", "val loss", "eta"):
+            table.add_column(col)
+        for job in jobs:
+            if job.proc is None or job.proc.poll() is not None:
+                continue
+            row = last_row(job)
+            max_steps = job.run.config.train.max_steps
+            step = row.get("step", 0)
+            rate = step / max(1e-9, time.time() - job.started)
+            eta = fmt_duration((max_steps - step) / rate) if rate > 0 and step else "-"
+            loss = row.get("train/loss")
+            val = row.get("val/loss")
+            table.add_row(job.run.name, job.slot, f"{step}/{max_steps}",
+                          f"{loss:.4f}" if loss is not None else "-", f"{val:.4f}" if val is not None else "-", eta)
+        return table
+
+    def finish(self, jobs) -> None:  # noqa: ANN001
+        self.live.stop()
+        super().finish(jobs)
+
+
+def make_view():  # noqa: ANN201
+    return RichView() if sys.stdout.isatty() else PlainView()
