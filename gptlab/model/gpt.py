@@ -1,0 +1,86 @@
+"""The decoder-only GPT: token embedding, positions, blocks, final norm, LM head.
+
+    idx (B, T) -> tok_emb -> pos_emb -> dropout -> blocks x n_layer -> norm_f -> lm_head -> logits (B, T, V)
+
+`norm_f` is the configured norm for pre-norm models and nn.Identity for post-norm ones (each post-norm
+block already ends in a norm, as in the original Transformer). No loss inside: the trainer owns it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gptlab.config import ModelConfig
+from gptlab.errors import ConfigError, closest
+from gptlab.model.attention import check_backend
+from gptlab.model.block import PLACEMENTS, Block
+from gptlab.model.norms import NORMS
+from gptlab.model.positions import POSITIONS
+
+
+class GPT(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.vocab_size is None:
+            raise ConfigError("vocab_size is missing", key="vocab_size", fix="take it from the data")
+        self.config = config
+        C, V = config.n_embd, config.vocab_size
+        self.tok_emb = nn.Embedding(V, C)
+        self.pos_emb = POSITIONS.get(config.pos_encoding).embedding(config)  # adds positions, or not
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        final_norm = PLACEMENTS.get(config.norm_placement).final_norm
+        self.norm_f = NORMS.get(config.norm)(config) if final_norm else nn.Identity()
+        self.lm_head = nn.Linear(C, V, bias=False)
+        if config.tie_weights:
+            self.lm_head.weight = self.tok_emb.weight  # one tensor, (V, C)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """nanoGPT: N(0, 0.02) weights, zero biases, residual projections N(0, 0.02/sqrt(2 n_layer))."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        for name, p in self.named_parameters():
+            if name.endswith(".proj.weight"):  # attn.proj and mlp.proj write into the residual stream
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
+
+    def forward(self, idx: Tensor) -> Tensor:
+        x = self.drop(self.pos_emb(self.tok_emb(idx)))  # (B, T) -> (B, T, C)
+        for block in self.blocks:
+            x = block(x)                                 # (B, T, C)
+        return self.lm_head(self.norm_f(x))              # (B, T, V)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameter count, tied weights once. `non_embedding` leaves out the token and position
+        embedding tables (Kaplan et al.); an untied LM head is still counted."""
+        n = sum(p.numel() for p in self.parameters())  # parameters() yields a shared tensor once
+        if non_embedding:
+            n -= self.tok_emb.weight.numel() + sum(p.numel() for p in self.pos_emb.parameters())
+        return n
+
+    def set_attention_backend(self, name: str) -> None:
+        """Switch every attention layer to the "auto", "fused" or "manual" kernel."""
+        check_backend(name)
+        for block in self.blocks:
+            block.attn.backend = name
+
+
+def build_model(config: ModelConfig | Mapping[str, Any]) -> GPT:
+    """A GPT from a ModelConfig or a flat dict of model keys (vocab_size required)."""
+    if isinstance(config, Mapping):
+        names = {f.name for f in dataclasses.fields(ModelConfig)}
+        for key in config:
+            if key not in names:
+                raise ConfigError("unknown model key", key=str(key), fix=closest(str(key), names))
+        if config.get("vocab_size") is None:
+            raise ConfigError("vocab_size is missing", key="vocab_size", fix="take it from the data")
+        config = ModelConfig(**config)
+    return GPT(config)
