@@ -184,6 +184,8 @@ def _put(out: dict[str, Any], key: str, value: Any, *, section: str | None, allo
 
 def build_config(flat: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
     """Defaults (or `base`) with bare-name overrides applied; validated on construction."""
+    if base is None and "n_embd" in flat and "n_head" not in flat:
+        flat = {**flat, "n_head": default_n_head(flat["n_embd"])}
     base = base or RunConfig()
     parts = {}
     for section, cls in SECTIONS.items():
@@ -194,6 +196,19 @@ def build_config(flat: dict[str, Any], base: RunConfig | None = None) -> RunConf
         key = sorted(unknown)[0]
         raise ConfigError("unknown config key", key=key, fix=closest(key, SETTABLE))
     return RunConfig(**parts)
+
+
+def default_n_head(n_embd: Any, preferred: int = ModelConfig.n_head) -> int:
+    """n_head when only n_embd was given: the default 6 if it divides n_embd, else the largest divisor of
+    n_embd below it (n_embd=64 -> 4 heads), so `n_embd=64` alone is a valid model. An explicit n_head is
+    never changed: n_embd=64 n_head=6 is an error."""
+    try:
+        width = int(n_embd)
+    except (TypeError, ValueError):
+        return preferred  # the type check reports the bad n_embd
+    if width < 1:
+        return preferred
+    return next(h for h in range(min(preferred, width), 0, -1) if width % h == 0)
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:

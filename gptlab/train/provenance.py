@@ -24,4 +24,4 @@ def git_commit() -> str | None:
 
 def provenance(device: str) -> dict[str, Any]:
     return {"gptlab_version": gptlab.__version__, "git_commit": git_commit(),
-            "torch_version": torch.__version__, "device": device, "host": socket.gethostname()}
+            "torch_version": str(torch.__version__), "device": device, "host": socket.gethostname()}

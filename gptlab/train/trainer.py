@@ -185,7 +185,7 @@ class _Loop:
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
             at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
-            if not (at_eval or self.step % t.log_interval == 0):
+            if not (at_eval or self.step % self.cfg.log.log_interval == 0):
                 continue
             train_loss = loss.item()  # the one host sync per log interval
             now = time.perf_counter()
