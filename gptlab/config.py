@@ -113,6 +113,7 @@ class LogConfig:
     project: str = "gptlab"
     entity: str | None = None
     log_interval: int = 10
+    diagnostics: str = _choice("basic", "full", "off", default="basic")  # training-dynamics metrics
 
     def __post_init__(self) -> None:
         _check_types(self)

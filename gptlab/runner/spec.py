@@ -91,18 +91,21 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
     for vname, vflat in (variants.items() or [(None, {})]):
         for point in _product(grid):
             for seed in seeds:
-                run_name = _run_name(vname, point, seed)
-                where = ("variants", vname) if vname else ("grid",) if point else ("seeds",)
-                if run_name in names:
-                    fail(f"duplicate run name '{run_name}'", where, "make variant names and grid values distinct")
-                names[run_name] = where
                 overrides = {**vflat, **point, "seed": seed}
                 flat = {**base_flat, **overrides, **sets}
                 try:
                     config = build_config(flat)
                 except ConfigError as err:
-                    kp = _origin(err.key, vname, vflat, point, base_flat, sets)
-                    fail(f"{err.message} (in run {run_name})", kp, err.fix, key=err.key)
+                    if err.key in sets:
+                        raise err.located("--set") from None
+                    kp = _origin(err.key, vname, vflat, point, base_flat)
+                    fail(f"{err.message} (in run {_run_name(vname, point, seed)})", kp, err.fix, key=err.key)
+                coerced = config.flat()  # names from typed values: '1e-3' and 0.001 name the same run
+                run_name = _run_name(vname, {k: coerced[k] for k in point}, seed)
+                where = ("variants", vname) if vname else ("grid",) if point else ("seeds",)
+                if run_name in names:
+                    fail(f"duplicate run name '{run_name}'", where, "make variant names and grid values distinct")
+                names[run_name] = where
                 runs.append(PlannedRun(run_name, vname, seed, overrides, flat, config))
     return Spec(path, name, description, base_flat, grid, variants, seeds, compare, data, tuple(runs))
 
@@ -187,10 +190,8 @@ def _run_name(variant: str | None, point: dict[str, Any], seed: int) -> str:
     return "-".join(parts)
 
 
-def _origin(key: str | None, vname, vflat, point, base_flat, sets) -> tuple[str, ...]:
+def _origin(key: str | None, vname, vflat, point, base_flat) -> tuple[str, ...]:
     """Where in the spec a bad key came from (for the error's line number)."""
-    if key in sets:
-        return ()
     if vname and key in vflat:
         return ("variants", vname, key)
     if key in point:
