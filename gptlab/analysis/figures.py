@@ -1,0 +1,283 @@
+"""Report figures, one function each, drawn with matplotlib's Agg backend into PNG and SVG.
+
+Figures are registered in `FIGURES` (use `@register_figure(name)`), so later features (e.g.
+per-layer gradient norms from `diag/` metrics) add plots through this module without touching the
+report code. A figure function returns `(figure, caption)` or None when it does not apply.
+Colours are fixed per label for a whole experiment. Diverged runs are drawn as an x at the top of
+the axis, never as their (huge or infinite) losses, so they cannot wreck the axis range.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from gptlab.analysis.design import Design  # noqa: E402
+from gptlab.analysis.stats import Compare  # noqa: E402
+
+BROKEN = ("diverged", "failed")
+_LOG_KEYS = {"lr", "min_lr", "weight_decay"}
+_RC = {"svg.hashsalt": "gptlab", "svg.fonttype": "path", "figure.dpi": 100, "font.size": 9}
+
+
+@dataclass
+class FigureContext:
+    """Everything a figure function may read about one experiment."""
+
+    experiment: str
+    runs: pd.DataFrame  # one row per run, with a `value` column (the compared metric)
+    history: pd.DataFrame
+    table: pd.DataFrame  # stats.summary_table
+    compare: Compare
+    design: Design
+    colors: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. log_x for learning curves
+
+
+@dataclass(frozen=True)
+class FigureFile:
+    name: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+FigureFn = Callable[[FigureContext], "tuple[Figure, str] | None"]
+FIGURES: list[tuple[str, FigureFn]] = []
+
+
+def register_figure(name: str) -> Callable[[FigureFn], FigureFn]:
+    """Add a figure to every report; `name` becomes the file stem under figures/."""
+    def add(fn: FigureFn) -> FigureFn:
+        if any(existing == name for existing, _ in FIGURES):
+            raise ValueError(f"figure '{name}' registered twice")
+        FIGURES.append((name, fn))
+        return fn
+    return add
+
+
+def label_colors(labels: list[str]) -> dict[str, Any]:
+    """One colour per label, by position in the experiment's label order."""
+    n = len(labels)
+    if n <= 20:
+        palette = list(plt.get_cmap("tab10" if n <= 10 else "tab20").colors)
+    else:
+        palette = [plt.get_cmap("turbo")(i / (n - 1)) for i in range(n)]
+    return {label: matplotlib.colors.to_hex(palette[i]) for i, label in enumerate(labels)}
+
+
+def make_figures(ctx: FigureContext, out_dir: Path) -> list[FigureFile]:
+    """Draw every registered figure that applies; write PNG + deterministic SVG."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    with matplotlib.rc_context(_RC):
+        for name, fn in FIGURES:
+            result = fn(ctx)
+            if result is None:
+                continue
+            fig, caption = result
+            png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+            fig.savefig(png, metadata={"Software": None})
+            fig.savefig(svg, metadata={"Date": None, "Creator": None})
+            plt.close(fig)
+            made.append(FigureFile(name, caption, png, svg))
+    return made
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def finite_limits(values: Any, pad: float = 0.05) -> tuple[float, float] | None:
+    """Axis range covering the finite values, padded; None when there are none."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return None
+    lo, hi = float(arr.min()), float(arr.max())
+    span = (hi - lo) or max(abs(hi), 1.0) * 0.1
+    return lo - pad * span, hi + pad * span
+
+
+def mark_broken(ax: Any, xs: list[float], color: Any, status: str, labelled: set[str]) -> None:
+    """An x (diverged) or + (failed) at the top of the axis at each x, with one legend entry."""
+    if not xs:
+        return
+    label = status if status not in labelled else None
+    labelled.add(status)
+    ax.scatter(xs, [0.97] * len(xs), marker="x" if status == "diverged" else "+", s=60, color=color,
+               transform=ax.get_xaxis_transform(), clip_on=False, zorder=5, label=label)
+
+
+def _label_values(ctx: FigureContext, key: str) -> dict[str, Any]:
+    first = ctx.runs.drop_duplicates("label").set_index("label")
+    return {lab: first.at[lab, key] for lab in ctx.design.labels}
+
+
+# ---- figures ------------------------------------------------------------------------------------
+
+@register_figure("learning_curves")
+def learning_curves(ctx: FigureContext) -> tuple[Figure, str] | None:
+    """Train and val loss per variant: mean over seeds, shaded min-max band."""
+    metrics = [m for m in ("train/loss", "val/loss") if m in ctx.history and ctx.history[m].notna().any()]
+    if not metrics:
+        return None
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+    status = ctx.runs.set_index("run")["status"]
+    for ax, metric in zip(axes[0], metrics):
+        data = ctx.history[["run", "step", metric]].dropna()
+        data = data.assign(label=data["run"].map(ctx.runs.set_index("run")["label"]),
+                           status=data["run"].map(status))
+        ok = data[~data["status"].isin(BROKEN)]
+        labelled: set[str] = set()
+        for label in ctx.design.labels:
+            color = ctx.colors[label]
+            mine = ok[ok["label"] == label]
+            if len(mine):
+                wide = mine.pivot_table(index="step", columns="run", values=metric)
+                ax.plot(wide.index, wide.mean(axis=1), color=color, label=label, lw=1.5)
+                if wide.shape[1] > 1:
+                    ax.fill_between(wide.index, wide.min(axis=1), wide.max(axis=1), color=color,
+                                    alpha=0.2, lw=0)
+            for st in BROKEN:
+                broken = data[(data["label"] == label) & (data["status"] == st)]
+                ends = broken.groupby("run")["step"].max().tolist()
+                for _, run_rows in broken.groupby("run"):
+                    ax.plot(run_rows["step"], run_rows[metric], color=color, lw=0.8, ls=":")
+                mark_broken(ax, ends, color, st, labelled)
+        limits = finite_limits(ok[metric]) or _broken_limits(data, metric)
+        if limits:
+            ax.set_ylim(*limits)
+        if ctx.options.get("log_x"):
+            ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig, "Learning curves: mean over seeds, shaded min-max band; dotted runs broke."
+
+
+def _broken_limits(data: pd.DataFrame, metric: str) -> tuple[float, float] | None:
+    """When every run broke, show the range up to their starting losses, not their blow-up."""
+    firsts = data.sort_values("step").groupby("run")[metric].first()
+    top = finite_limits(firsts)
+    low = finite_limits(data[metric])
+    return None if top is None or low is None else (low[0], top[1])
+
+
+@register_figure("metric_by_variant")
+def metric_by_variant(ctx: FigureContext) -> tuple[Figure, str] | None:
+    """The compared metric per variant, sorted, with 95% CI error bars and seeds as points."""
+    table = ctx.table.set_index("variant")
+    ranked = table.assign(key=table["mean"] * -ctx.compare.sign).sort_values("key", na_position="last",
+                                                                           kind="stable")
+    labels = list(ranked.index)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(labels) + 2), 3.8))
+    finished = ctx.runs[ctx.runs["status"] == "finished"]
+    labelled: set[str] = set()
+    for x, label in enumerate(labels):
+        color, row = ctx.colors[label], ranked.loc[label]
+        seeds = finished.loc[finished["label"] == label, "value"].dropna()
+        ax.scatter([x] * len(seeds), seeds, color=color, s=12, alpha=0.6, zorder=3)
+        if not math.isnan(row["mean"]):
+            err = None if math.isnan(row["ci_low"]) else [[row["mean"] - row["ci_low"]],
+                                                          [row["ci_high"] - row["mean"]]]
+            ax.errorbar([x], [row["mean"]], yerr=err, fmt="o", color=color, capsize=4, ms=6, zorder=4)
+        for st in BROKEN:
+            mark_broken(ax, [x] * int(row[f"n_{st}"] > 0), color, st, labelled)
+    limits = finite_limits(np.concatenate([finished["value"].to_numpy(float),
+                                           ranked["ci_low"].to_numpy(float), ranked["ci_high"].to_numpy(float)]))
+    if limits:
+        ax.set_ylim(*limits)
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_ylabel(ctx.compare.metric)
+    ax.grid(axis="y", alpha=0.3)
+    if labelled:
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig, f"{ctx.compare.metric} per variant (best first): mean with 95% CI, seeds as points."
+
+
+@register_figure("metric_vs_key")
+def metric_vs_key(ctx: FigureContext) -> tuple[Figure, str] | None:
+    """For a grid over one numeric key: the metric against that key, one line per variant."""
+    if len(ctx.design.grid_keys) != 1:
+        return None
+    key = ctx.design.grid_keys[0]
+    runs = ctx.runs.assign(x=ctx.runs[key].astype(float))
+    groups = runs.groupby(runs["variant"].fillna("").astype(str), sort=False)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    labelled: set[str] = set()
+    for variant, rows in groups:
+        color = ctx.colors[rows["label"].iloc[0]]
+        done = rows[rows["status"] == "finished"].dropna(subset=["value"])
+        ax.scatter(done["x"], done["value"], color=color, s=14, alpha=0.6)
+        means = done.groupby("x")["value"].mean().sort_index()
+        ax.plot(means.index, means.values, "-o", color=color, ms=4, label=variant or ctx.compare.metric)
+        for st in BROKEN:
+            mark_broken(ax, rows.loc[rows["status"] == st, "x"].tolist(), color, st, labelled)
+    positive = (runs["x"] > 0).all()
+    if positive and (key in _LOG_KEYS or runs["x"].max() / runs["x"].min() >= 20):
+        ax.set_xscale("log")
+    limits = finite_limits(runs.loc[runs["status"] == "finished", "value"])
+    if limits:
+        ax.set_ylim(*limits)
+    ax.set_xlabel(key)
+    ax.set_ylabel(ctx.compare.metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig, f"{ctx.compare.metric} against {key}: seeds as points, line through the means."
+
+
+@register_figure("heatmap")
+def heatmap(ctx: FigureContext) -> tuple[Figure, str] | None:
+    """For a grid over two numeric keys: mean metric per cell, annotated with parameter counts."""
+    if len(ctx.design.grid_keys) != 2:
+        return None
+    kx, ky = ctx.design.grid_keys
+    table = ctx.table.set_index("variant")
+    first = ctx.runs.drop_duplicates("label").set_index("label")
+    variants = list(dict.fromkeys(first["variant"].fillna("").astype(str)))
+    xs, ys = sorted(first[kx].astype(float).unique()), sorted(first[ky].astype(float).unique())
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.8), squeeze=False)
+    finite = table["mean"].dropna()
+    vmin, vmax = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+    cmap = plt.get_cmap("viridis_r" if ctx.compare.goal == "minimize" else "viridis").copy()
+    cmap.set_bad("#dddddd")
+    for ax, variant in zip(axes[0], variants):
+        grid = np.full((len(ys), len(xs)), np.nan)
+        notes = {}
+        for label, row in first[first["variant"].fillna("").astype(str) == variant].iterrows():
+            i, j = ys.index(float(row[ky])), xs.index(float(row[kx]))
+            stats = table.loc[label]
+            grid[i, j] = stats["mean"]
+            value = "diverged" if math.isnan(stats["mean"]) and stats["n_diverged"] else (
+                "-" if math.isnan(stats["mean"]) else f"{stats['mean']:.3f}")
+            notes[(i, j)] = f"{value}\n{_params(stats['n_params'])}"
+        ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=vmin, vmax=vmax, origin="lower", aspect="auto")
+        for (i, j), text in notes.items():
+            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+        ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+        ax.set_xlabel(kx)
+        ax.set_ylabel(ky)
+        ax.set_title(variant or ctx.compare.metric, fontsize=9)
+    fig.tight_layout()
+    return fig, f"Mean {ctx.compare.metric} over {kx} x {ky}, with parameter counts; grey: no finished run."
+
+
+def _params(n: float) -> str:
+    if n is None or math.isnan(n):
+        return ""
+    return f"{n / 1e6:.2f}M params" if n >= 1e5 else f"{n / 1e3:.1f}k params"

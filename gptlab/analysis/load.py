@@ -1,0 +1,209 @@
+"""Run store (or W&B) -> two tidy DataFrames: one row per run, one row per (run, step).
+
+Every source (local store, W&B API, W&B offline files) is first turned into `RunRecord`s, so the
+report code sees one shape no matter where a sweep ran. Runs that failed, diverged or were
+interrupted are kept with their status; the statistics decide what to do with them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from gptlab.config import KEY_SECTION, SECTIONS
+
+SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
+STATUSES = ("finished", "diverged", "failed", "interrupted", "running")
+RUN_COLUMNS = ("experiment", "run", "label", "variant", "seed", "status", "source", "error", "overrides")
+_SEED_SUFFIX = re.compile(r"-seed\d+$")
+
+
+@dataclass
+class RunRecord:
+    """One run as read from any source, before it becomes a DataFrame row."""
+
+    experiment: str
+    name: str
+    config: dict[str, dict[str, Any]]  # sectioned: model/train/data/log
+    meta: dict[str, Any]  # the `run:` section: label, variant, seed, overrides
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    source: str = "store"
+
+
+@dataclass
+class Store:
+    """The loaded runs. `config_keys` maps each config column to its section (for the setup table)."""
+
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    specs: dict[str, dict[str, Any]]
+    config_keys: dict[str, str]
+
+    def experiments(self) -> list[str]:
+        return sorted(self.runs["experiment"].unique()) if len(self.runs) else []
+
+    def select(self, experiment: str) -> "Store":
+        """The runs and history of one experiment."""
+        runs = self.runs[self.runs["experiment"] == experiment].reset_index(drop=True)
+        history = self.history[self.history["experiment"] == experiment].reset_index(drop=True)
+        spec = {experiment: self.specs[experiment]} if experiment in self.specs else {}
+        return Store(runs, history, spec, self.config_keys)
+
+
+def sectioned(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Accept a sectioned or a flat config (W&B sweeps log bare names) and return it sectioned."""
+    out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for key, value in (config or {}).items():
+        if key in SECTIONS and isinstance(value, dict):
+            out[key].update(value)
+        elif "." in key and key.split(".", 1)[0] in SECTIONS:
+            section, _, leaf = key.partition(".")
+            out[section][leaf] = value
+        elif key in KEY_SECTION:
+            out[KEY_SECTION[key]][key] = value
+    return out
+
+
+def label_of(name: str) -> str:
+    """The group a run belongs to: its name without the `-seedN` suffix."""
+    return _SEED_SUFFIX.sub("", name)
+
+
+def frames_from_records(records: list[RunRecord], specs: dict[str, dict[str, Any]] | None = None) -> Store:
+    """Build the per-run and per-step frames; rows sorted by (experiment, run) for determinism."""
+    records = sorted(records, key=lambda r: (r.experiment, r.name))
+    rows, histories, config_keys = [], [], {}
+    for rec in records:
+        row: dict[str, Any] = {
+            "experiment": rec.experiment, "run": rec.name,
+            "label": rec.meta.get("label") or label_of(rec.name),
+            "variant": rec.meta.get("variant"),
+            "seed": rec.meta.get("seed", rec.config.get("train", {}).get("seed")),
+            "status": str(rec.summary.get("status") or "running"),
+            "source": rec.source, "error": rec.summary.get("error"),
+            "overrides": json.dumps(rec.meta.get("overrides") or {}, sort_keys=True, default=str),
+        }
+        for key in SUMMARY_FIELDS:
+            row[key] = _number(rec.summary.get(key))
+        for section, values in rec.config.items():
+            for key, value in values.items():
+                config_keys.setdefault(key, section)
+                row[key] = value
+        for key, value in rec.provenance.items():
+            row[f"provenance.{key}"] = value
+        rows.append(row)
+        if rec.history:
+            frame = pd.DataFrame.from_records(rec.history)
+            frame.insert(0, "run", rec.name)
+            frame.insert(0, "experiment", rec.experiment)
+            histories.append(frame)
+    runs = pd.DataFrame(rows, columns=_ordered_columns(rows))
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
+        columns=["experiment", "run", "step"])
+    if len(history):
+        history = history.sort_values(["experiment", "run", "step"], kind="stable").reset_index(drop=True)
+    return Store(runs, history, dict(specs or {}), config_keys)
+
+
+def merge_stores(stores: list[Store]) -> Store:
+    """Concatenate stores from several sources (local, W&B) into one."""
+    stores = [s for s in stores if len(s.runs)]
+    if not stores:
+        return frames_from_records([])
+    seen: set[tuple[str, str]] = set()
+    run_parts, history_parts = [], []
+    for s in stores:  # the same run from two sources (store and its W&B copy): the first wins
+        keys = list(zip(s.runs["experiment"], s.runs["run"]))
+        fresh = [k not in seen for k in keys]
+        run_parts.append(s.runs[fresh])
+        kept = {k for k, f in zip(keys, fresh) if f}
+        seen.update(kept)
+        if len(s.history):
+            mask = [k in kept for k in zip(s.history["experiment"], s.history["run"])]
+            history_parts.append(s.history[mask])
+    runs = pd.concat(run_parts, ignore_index=True)
+    runs = runs.sort_values(["experiment", "run"], kind="stable").reset_index(drop=True)
+    history = pd.concat(history_parts, ignore_index=True) if history_parts else stores[0].history
+    specs: dict[str, dict[str, Any]] = {}
+    keys: dict[str, str] = {}
+    for s in stores:
+        specs.update(s.specs)
+        keys.update(s.config_keys)
+    return Store(runs, history, specs, keys)
+
+
+def load_store(root: str | Path) -> Store:
+    """Read `runs/<experiment>/<run>/` (config.yaml, metrics.jsonl, summary.json) and specs."""
+    root = Path(root)
+    records: list[RunRecord] = []
+    specs: dict[str, dict[str, Any]] = {}
+    if not root.is_dir():
+        return frames_from_records([])
+    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        spec_path = exp_dir / "spec.yaml"
+        if spec_path.is_file():
+            specs[exp_dir.name] = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
+        for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir()):
+            record = read_run_dir(run_dir, exp_dir.name)
+            if record is not None:
+                records.append(record)
+    return frames_from_records(records, specs)
+
+
+def read_run_dir(run_dir: Path, experiment: str) -> RunRecord | None:
+    """One run directory; None when it holds neither a config nor a summary (not a run)."""
+    config_path, summary_path = run_dir / "config.yaml", run_dir / "summary.json"
+    if not config_path.is_file() and not summary_path.is_file():
+        return None
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    raw = raw or {}
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    meta = dict(raw.get("run") or {})
+    return RunRecord(
+        experiment=meta.get("experiment") or experiment, name=meta.get("name") or run_dir.name,
+        config=sectioned({s: raw.get(s) or {} for s in SECTIONS}), meta=meta, summary=summary,
+        history=read_metrics(run_dir / "metrics.jsonl"), provenance=dict(raw.get("provenance") or {}))
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl rows; a torn last line (run killed mid-write) is skipped, not fatal."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "step" in row:
+            rows.append({k: _number(v) if k != "step" else int(v) for k, v in row.items()
+                         if not isinstance(v, (dict, list, str)) or k == "step"})
+    return rows
+
+
+def _number(value: Any) -> float | None:
+    """JSON number (or null / non-finite) -> float; inf/NaN become NaN so plots and stats skip them."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else math.nan
+
+
+def _ordered_columns(rows: list[dict[str, Any]]) -> list[str]:
+    fixed = list(RUN_COLUMNS) + list(SUMMARY_FIELDS)
+    extra = sorted({k for row in rows for k in row} - set(fixed))
+    return fixed + extra
