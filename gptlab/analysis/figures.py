@@ -226,9 +226,14 @@ def metric_vs_key(ctx: FigureContext) -> tuple[Figure, str] | None:
         ax.plot(means.index, means.values, "-o", color=color, ms=4, label=variant or ctx.compare.metric)
         for st in BROKEN:
             mark_broken(ax, rows.loc[rows["status"] == st, "x"].tolist(), color, st, labelled)
-    positive = (runs["x"] > 0).all()
-    if positive and (key in _LOG_KEYS or runs["x"].max() / runs["x"].min() >= 20):
+    lo, hi = float(runs["x"].min()), float(runs["x"].max())
+    if lo > 0 and (key in _LOG_KEYS or hi / lo >= 20):
         ax.set_xscale("log")
+        pad = (hi / lo) ** 0.05 if hi > lo else 1.5
+        ax.set_xlim(lo / pad, hi * pad)  # broken runs' markers are not autoscaled: cover every x
+    else:
+        pad = 0.05 * (hi - lo) or 0.5
+        ax.set_xlim(lo - pad, hi + pad)
     limits = finite_limits(runs.loc[runs["status"] == "finished", "value"])
     if limits:
         ax.set_ylim(*limits)
@@ -253,8 +258,7 @@ def heatmap(ctx: FigureContext) -> tuple[Figure, str] | None:
     fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.8), squeeze=False)
     finite = table["mean"].dropna()
     vmin, vmax = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
-    cmap = plt.get_cmap("viridis_r" if ctx.compare.goal == "minimize" else "viridis").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("viridis_r" if ctx.compare.goal == "minimize" else "viridis").with_extremes(bad="#dddddd")
     for ax, variant in zip(axes[0], variants):
         grid = np.full((len(ys), len(xs)), np.nan)
         notes = {}
@@ -265,16 +269,23 @@ def heatmap(ctx: FigureContext) -> tuple[Figure, str] | None:
             value = "diverged" if math.isnan(stats["mean"]) and stats["n_diverged"] else (
                 "-" if math.isnan(stats["mean"]) else f"{stats['mean']:.3f}")
             notes[(i, j)] = f"{value}\n{_params(stats['n_params'])}"
-        ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=vmin, vmax=vmax, origin="lower", aspect="auto")
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=vmin, vmax=vmax, origin="lower",
+                          aspect="auto")
         for (i, j), text in notes.items():
-            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+            dark = math.isfinite(grid[i, j]) and _luminance(cmap(image.norm(grid[i, j]))) < 0.5
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
         ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
         ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
         ax.set_xlabel(kx)
         ax.set_ylabel(ky)
         ax.set_title(variant or ctx.compare.metric, fontsize=9)
-    fig.tight_layout()
+    fig.colorbar(image, ax=axes[0].tolist(), label=ctx.compare.metric)
     return fig, f"Mean {ctx.compare.metric} over {kx} x {ky}, with parameter counts; grey: no finished run."
+
+
+def _luminance(rgba: tuple[float, ...]) -> float:
+    r, g, b = rgba[:3]
+    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def _params(n: float) -> str:

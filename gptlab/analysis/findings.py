@@ -98,12 +98,23 @@ def findings(table: pd.DataFrame, compare: Compare, note: str | None = None) -> 
     return out
 
 
-def headline(table: pd.DataFrame, compare: Compare) -> str:
-    """One line for the index: the strongest significant improvement, else the overall verdict."""
+def headline(table: pd.DataFrame, compare: Compare, baseline_is_best: bool = False) -> str:
+    """One line for the index: the strongest significant improvement, else the overall verdict.
+
+    When the baseline was picked as the best variant (no spec baseline), nothing can beat it, so
+    the line names it and counts how many others are detectably worse.
+    """
     rows = table.set_index("variant", drop=False)
     compared = table[table["baseline"].notna() & (table["baseline"] != table["variant"])
                      & table["diff"].notna()]
     significant = compared[compared["significant"].map(lambda v: v is True or v == 1)]
+    if baseline_is_best and len(compared):
+        best = rows.loc[compared["baseline"].iloc[0]]
+        lead = spread_sentence(best, compare).removesuffix(".").replace(" reaches ", " has the best ", 1)
+        if compared["diff_ci_low"].isna().all():
+            return f"{lead}; with one seed per variant no difference can be tested."
+        return (f"{lead}; {len(significant)} of {len(compared)} other variants are detectably worse "
+                f"(95% CI of the difference excludes 0).")
     if len(significant):
         gain = significant["diff"] * compare.sign
         best = significant.loc[gain.idxmax() if gain.max() > 0 else gain.idxmin()]

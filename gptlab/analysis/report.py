@@ -32,6 +32,11 @@ class Analysis:
     note: str | None
 
     @property
+    def headline(self) -> str:
+        best = self.compare.baseline is None or self.note is not None
+        return headline(self.table, self.compare, baseline_is_best=best)
+
+    @property
     def baseline(self) -> str:
         if self.compare.baseline and self.note is None:
             return self.compare.baseline
@@ -84,7 +89,7 @@ def write_report(analysis: Analysis, out: Path, log_x: bool = False) -> Path:
         experiment=a.experiment, question=(a.spec or {}).get("description"), compare=a.compare,
         baseline=a.baseline, shared=a.design.shared, varying=a.design.label_config,
         provenance=_provenance(a.store.runs), table=a.table, figures=figures,
-        findings=findings(a.table, a.compare, a.note), headline=headline(a.table, a.compare))
+        findings=findings(a.table, a.compare, a.note), headline=a.headline)
     atomic_write_text(folder / "report.md", render_markdown(doc))
     atomic_write_text(folder / "report.html", render_html(doc))
     return folder
@@ -120,7 +125,7 @@ def write_reports(runs: Path = Path("runs"), out: Path = Path("reports"),
     chosen = list(dict.fromkeys(experiments or known))
     analyses = {name: analyze(store, name) for name in known}
     folders = [write_report(analyses[name], Path(out), log_x) for name in chosen]
-    write_index(Path(out), [(name, headline(analyses[name].table, analyses[name].compare)) for name in known])
+    write_index(Path(out), [(name, analyses[name].headline) for name in known])
     return folders
 
 

@@ -71,7 +71,7 @@ def parse_wandb_file(path: str | Path) -> RunRecord:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run = record.run
-            info = {"id": run.run_id, "name": run.display_name, "group": run.group,
+            info = {"id": run.run_id, "name": run.display_name, "group": run.run_group,
                     "job_type": run.job_type, "project": run.project}
             _apply(config, run.config.update, run.config.remove)
             _apply(summary, run.summary.update, run.summary.remove)
