@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny-but-real configs, CLI subprocesses, and one small trained run per session."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# a real GPT, small enough to train for tens of steps in a couple of seconds on one core
+TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16, "batch_size": 8, "max_steps": 30,
+        "eval_interval": 10, "eval_steps": 2, "log_interval": 5, "dropout": 0.0, "warmup_steps": 0, "lr": 3e-3}
+
+
+def tiny_args(**changes) -> list[str]:
+    merged = {**TINY, **changes}
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m gptlab ARGS` as a real subprocess."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1",
+                "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "gptlab", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One finished tiny run (60 steps) shared by the sampling and loading tests."""
+    root = tmp_path_factory.mktemp("store")
+    out = cli("train", *tiny_args(max_steps=60, eval_interval=30), "--runs", str(root), "--name", "tiny",
+              "--wandb", "disabled")
+    assert out.returncode == 0, out.stderr
+    return root / "adhoc" / "tiny"

@@ -1,0 +1,81 @@
+"""Config: typed frozen sections, override syntaxes, validation with a named key and a fix."""
+import dataclasses
+
+import pytest
+
+from gptlab.config import RunConfig, build_config, config_from_dict, flatten_overrides
+from gptlab.errors import ConfigError, UserError
+from gptlab.overrides import load_config_file, parse_overrides, resolve, run_name
+
+
+def test_defaults_are_the_baby_gpt_recipe():
+    c = RunConfig()
+    assert (c.model.n_layer, c.model.n_head, c.model.n_embd, c.model.block_size) == (6, 6, 384, 256)
+    assert (c.model.dropout, c.train.lr, c.train.max_steps, c.train.batch_size) == (0.2, 1e-3, 5000, 64)
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RunConfig().train.lr = 1.0
+
+
+@pytest.mark.parametrize("args", [["lr=3e-4"], ["train.lr=3e-4"], ["--lr=3e-4"], ["--train.lr=3e-4"], ["--lr", "3e-4"]])
+def test_every_override_syntax_means_the_same(args):
+    cfg, _ = resolve(None, parse_overrides(args))
+    assert cfg.train.lr == pytest.approx(3e-4)
+
+
+def test_values_parse_as_yaml_scalars():
+    parsed = parse_overrides(["residual=false", "pos_encoding=rope", "max_steps=10", "lr=1e-3", "entity=null"])
+    assert parsed == {"residual": False, "pos_encoding": "rope", "max_steps": 10, "lr": 1e-3, "entity": None}
+
+
+def test_types_are_coerced_or_rejected():
+    assert build_config({"lr": 1, "max_steps": "20"}).train.lr == 1.0
+    assert build_config({"max_steps": "20"}).train.max_steps == 20
+    with pytest.raises(ConfigError, match="integer"):
+        build_config({"max_steps": 2.5})
+    with pytest.raises(ConfigError, match="boolean"):
+        build_config({"residual": "sometimes"})
+
+
+def test_unknown_key_suggests_the_closest():
+    with pytest.raises(ConfigError) as err:
+        build_config(flatten_overrides({"n_layers": 2}))
+    assert "did you mean 'n_layer'" in err.value.one_line()
+
+
+def test_key_in_wrong_section_names_the_right_one():
+    with pytest.raises(ConfigError, match="model.n_layer"):
+        flatten_overrides({"train": {"n_layer": 2}})
+
+
+def test_cross_field_checks_happen_at_construction():
+    with pytest.raises(ConfigError, match="divisible"):
+        build_config({"n_embd": 64, "n_head": 6})
+    with pytest.raises(ConfigError, match="even head size"):
+        build_config({"n_embd": 12, "n_head": 4, "pos_encoding": "rope"})
+
+
+def test_n_head_follows_n_embd_only_when_not_given():
+    assert build_config({"n_embd": 64}).model.n_head == 4
+    assert build_config({"n_embd": 384}).model.n_head == 6
+    assert build_config({"n_embd": 64, "n_head": 2}).model.n_head == 2
+
+
+def test_saved_config_round_trips():
+    cfg = build_config({"n_layer": 2, "lr": 3e-4}).replace(vocab_size=65)
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_config_file_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  n_layer: 2\n  norm: batchnorm\n")
+    with pytest.raises(UserError) as err:
+        load_config_file(path)
+    assert err.value.one_line().startswith(f"{path}:3: norm: invalid choice")
+
+
+def test_run_name_is_derived_from_overrides():
+    assert run_name({"n_layer": 2, "lr": 1e-3}) == "n_layer=2-lr=0.001"
+    assert run_name({}) == "defaults"
