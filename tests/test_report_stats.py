@@ -67,7 +67,7 @@ def test_planted_effects_and_statuses(analysis) -> None:
     alibi = next(t for t in text if t.startswith("alibi has"))
     assert "no uncertainty can be given" in alibi and "95% CI" not in alibi
     assert "post_ln diverged in 3 of 3 seeds." in text
-    assert "none failed in 1 of 1 seeds." in text
+    assert "none failed in 1 of 1 seeds (first error: RuntimeError: boom)." in text
     assert headline(analysis.table, analysis.compare).startswith("No variant beats learned")
 
 

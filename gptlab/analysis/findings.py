@@ -65,8 +65,16 @@ def comparison(row: Any, base: Any, compare: Compare) -> str:
 
 def status_sentences(row: Any) -> list[str]:
     """'post_ln diverged in 3 of 3 seeds.' for every non-finished status present."""
-    return [f"{row['variant']} {verb} in {int(row[f'n_{status}'])} of {int(row['n_runs'])} seeds."
-            for status, verb in _STATUS_VERBS.items() if row[f"n_{status}"]]
+    out = []
+    for status, verb in _STATUS_VERBS.items():
+        if row[f"n_{status}"]:
+            text = f"{row['variant']} {verb} in {int(row[f'n_{status}'])} of {int(row['n_runs'])} seeds"
+            error = row.get("error") if status == "failed" else None
+            if isinstance(error, str) and error:  # the first error says why, in one short line
+                first = error.strip().splitlines()[0] if error.strip() else ""
+                text += f" (first error: {first[:120]})" if first else ""
+            out.append(text + ".")
+    return out
 
 
 def spread_sentence(row: Any, compare: Compare) -> str:

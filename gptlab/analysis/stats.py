@@ -100,6 +100,7 @@ def group_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compare
             **{f"n_{s}": int((status == s).sum()) for s in ("finished", "diverged", "failed",
                                                            "interrupted", "running")},
             "n_params": _first(runs.loc[mask, "n_params"]),
+            "error": next((str(e) for e in runs.loc[mask, "error"] if isinstance(e, str) and e), None),
             "tokens_per_s": float(runs.loc[mask, "tokens_per_s"].astype(float).mean()),
         })
     return pd.DataFrame(rows).set_index("variant", drop=False)
