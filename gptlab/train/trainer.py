@@ -18,6 +18,7 @@ import torch
 
 from gptlab.config import RunConfig, config_from_dict
 from gptlab.dataset import eval_windows, load_data, sample_batch
+from gptlab.diagnostics import build_diagnostics
 from gptlab.errors import UserError
 from gptlab.model import build_model
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
@@ -103,6 +104,7 @@ class _Loop:
         if self.resumed:
             self._restore()
         self.fwd = torch.compile(self.model) if runtime.compile else self.model
+        self.diag = build_diagnostics(cfg.log.diagnostics, self.model, runtime, cfg.log.log_interval)
         self.train_data = data.train.to(runtime.device)
         self.val_data = data.val.to(runtime.device)
         self.eval_starts = eval_windows(data.val, cfg.model.block_size, t.eval_steps * t.batch_size)
@@ -181,7 +183,8 @@ class _Loop:
         tick, tick_step = time.perf_counter(), self.step
         while self.step < t.max_steps:
             lr = lr_at(self.step, t)
-            loss = self._update(lr)  # 0-dim tensor, still on the device
+            measure = self.diag.active(self.step + 1)
+            loss = self._update(lr, measure)  # 0-dim tensor, still on the device
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
             at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
@@ -198,6 +201,8 @@ class _Loop:
                 self._emit(row)
                 self.progress.message(f"{self.meta.name} diverged at step {self.step}: train loss {train_loss}")
                 return "diverged"
+            if measure:
+                row.update(self.diag.collect(tokens_per_s=row["tokens_per_s"]))
             if at_eval:
                 row["val/loss"] = self._eval()
             self._emit(row, eta_s=(t.max_steps - self.step) * elapsed / max(steps, 1))
@@ -208,10 +213,13 @@ class _Loop:
             tick, tick_step = time.perf_counter(), self.step
         return "finished"
 
-    def _update(self, lr: float) -> torch.Tensor:
+    def _update(self, lr: float, measure: bool) -> torch.Tensor:
+        """One optimizer step over grad_accum micro-batches; diagnostics hook in only when measuring."""
         t = self.cfg.train
         for group in self.opt.param_groups:
             group["lr"] = lr
+        if measure:
+            self.diag.before_forward()
         total = torch.zeros((), device=self.rt.device)
         for _ in range(t.grad_accum):
             x, y = sample_batch(self.train_data, t.batch_size, self.cfg.model.block_size, self.gen)
@@ -219,11 +227,16 @@ class _Loop:
                 loss = lm_loss(self.fwd(x), y) / t.grad_accum
             self.scaler.scale(loss).backward()
             total += loss.detach()
+        if t.grad_clip > 0 or measure:
+            self.scaler.unscale_(self.opt)  # clip and measure the real gradients (a no-op unless fp16)
+        if measure:
+            self.diag.after_backward()
         if t.grad_clip > 0:
-            self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
+        if measure:
+            self.diag.after_step()
         self.opt.zero_grad(set_to_none=True)
         return total
 
