@@ -12,6 +12,7 @@ import typer
 from gptlab.cli.common import RunsOpt, WandbOpt, split_config_and_overrides
 from gptlab.errors import UserError
 from gptlab.overrides import parse_overrides, resolve, run_name
+from gptlab.sweep.agent import agent_identity
 from gptlab.train import RunMeta, run_training
 from gptlab.train.store import RunLocked
 
@@ -21,7 +22,9 @@ def _sigterm_as_interrupt(signum, frame):  # noqa: ANN001
 
 
 def train(ctx: typer.Context,
-          experiment: Annotated[str, typer.Option(help="Experiment folder under the run store.")] = "adhoc",
+          experiment: Annotated[str | None, typer.Option(
+              help="Experiment folder under the run store (default: adhoc; sweep-<id> under `wandb agent`).")]
+          = None,
           name: Annotated[str | None, typer.Option(help="Run name (default: derived from the overrides).")] = None,
           runs: RunsOpt = Path("runs"),
           wandb: WandbOpt = None,
@@ -36,6 +39,7 @@ def train(ctx: typer.Context,
     cfg, flat = resolve(config_file, overrides)
     extra = json.loads(meta) if meta else {}
     shown = {k: v for k, v in flat.items() if k != "wandb"}
+    experiment, name = agent_identity(experiment, name, shown, runs)
     run_meta = RunMeta(experiment=_safe(experiment, "experiment"),
                        name=_safe(name or extra.get("name") or run_name(shown, config_file), "name"),
                        variant=extra.get("variant"), overrides=extra.get("overrides", shown))

@@ -23,15 +23,36 @@ def has_credentials() -> bool:
 
 
 def resolve_mode(mode: str) -> str:
-    """auto -> online when W&B credentials are configured, else offline."""
+    """auto -> WANDB_MODE when set (`wandb agent` and CI use it), else online when W&B credentials are
+    configured, else offline. An explicit mode always wins."""
     if mode == "auto":
+        env = os.environ.get("WANDB_MODE", "").strip().lower()
+        if env in ("online", "offline", "disabled"):
+            return env
+        if env in ("dryrun", "run"):  # wandb's older spellings
+            return "offline" if env == "dryrun" else "online"
         return "online" if has_credentials() else "offline"
     return mode
 
 
 def in_sweep_agent() -> bool:
-    """True when `wandb agent` started this process and already created its run."""
+    """True when `wandb agent` started this process: it created the run (WANDB_RUN_ID) for a sweep
+    (WANDB_SWEEP_ID) and wrote its parameters (WANDB_SWEEP_PARAM_PATH); wandb.init must join that run."""
     return bool(os.environ.get("WANDB_SWEEP_ID"))
+
+
+def joins_existing_run() -> bool:
+    """An agent (or the user) named the W&B run to join: pass no id/name/resume of our own, or
+    wandb.init would start a second run beside it."""
+    return in_sweep_agent() or bool(os.environ.get("WANDB_RUN_ID"))
+
+
+def running_best(best: float | None, row: dict[str, Any]) -> float | None:
+    """The best validation loss so far after `row` (None before the first eval)."""
+    val = row.get("val/loss")
+    if isinstance(val, (int, float)) and val == val:  # not NaN
+        return val if best is None else min(best, val)
+    return best
 
 
 def stable_run_id(experiment: str, name: str, run_dir: Path) -> str:
@@ -47,6 +68,7 @@ class Tracker:
         self.mode = resolve_mode(mode)
         self.run: Any = None
         self._warned = False
+        self._best: float | None = None
 
     def start(self, *, project: str, entity: str | None, experiment: str, name: str, variant: str | None,
               tags: list[str], config: dict[str, Any], run_dir: Path, resume: bool) -> None:
@@ -55,20 +77,25 @@ class Tracker:
         try:
             import wandb
 
-            kwargs: dict[str, Any] = dict(project=project, entity=entity, group=experiment, job_type=variant,
-                                          tags=tags, config=config, dir=str(run_dir), mode=self.mode)
-            if not in_sweep_agent():  # the agent's run already has its own id and name
+            kwargs: dict[str, Any] = dict(group=experiment, job_type=variant, tags=tags, config=config,
+                                          dir=str(run_dir), mode=self.mode)
+            if not in_sweep_agent():  # in a sweep the agent's run fixes project and entity
+                kwargs.update(project=project, entity=entity)
+            if not joins_existing_run():  # the agent's run already has its own id and name
                 kwargs.update(name=name, id=stable_run_id(experiment, name, run_dir),
                               resume="allow" if resume else None)
+            # the agent's sweep parameters (flat `n_layer`) land in the config beside our sectioned copy
             self.run = wandb.init(**kwargs, settings=wandb.Settings(silent=True, console="off"))
-            if in_sweep_agent():
-                self.run.config.update(config, allow_val_change=True)
         except Exception as exc:  # noqa: BLE001 - any W&B problem must not stop training
             self._fail(exc)
 
     def log(self, row: dict[str, Any]) -> None:
         if self.run is None:
             return
+        # best_val_loss as a history series too, so hyperband early termination can use the sweep metric
+        self._best = running_best(self._best, row)
+        if "val/loss" in row and self._best is not None:
+            row = {**row, "best_val_loss": self._best}
         try:
             self.run.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
         except Exception as exc:  # noqa: BLE001
@@ -82,7 +109,7 @@ class Tracker:
                 if value is not None:
                     self.run.summary[key] = value
             exit_code = 0 if summary.get("status") == "finished" else 1
-            self.run.finish(exit_code=exit_code, quiet=True)
+            self.run.finish(exit_code=exit_code)  # wandb 0.31 has no quiet=
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
         self.run = None

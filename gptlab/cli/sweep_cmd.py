@@ -1,0 +1,51 @@
+"""`gptlab sweep SWEEP.yaml`: a W&B sweep file run here, by W&B's own open-source sweep engine."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gptlab.cli.common import RunsOpt, WandbOpt
+from gptlab.errors import UserError
+from gptlab.overrides import parse_overrides
+
+
+def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.yaml).")],
+          count: Annotated[int | None, typer.Option(
+              help="Most runs to start (grid: default every point; random and bayes need it).")] = None,
+          jobs: Annotated[int, typer.Option(help="Runs executed at once.")] = 1,
+          set_: Annotated[list[str] | None, typer.Option(
+              "--set", help="KEY=VALUE for every run, e.g. --set max_steps=200 --set block_size=64 for a CPU.")]
+          = None,
+          devices: Annotated[str | None, typer.Option(
+              help="Devices to spread runs over, e.g. 0,1 or cpu (default: every visible GPU, else CPU).")] = None,
+          runs: RunsOpt = Path("runs"),
+          wandb: WandbOpt = None,
+          ) -> None:
+    """Run a W&B sweep file without a server: the same file works with `wandb sweep` + `wandb agent`.
+    Runs land in runs/<sweep name>/; `gptlab report <sweep name>` reads them."""
+    from gptlab.runner.devices import parse_devices
+    from gptlab.sweep.command import check_command
+    from gptlab.sweep.config import load_sweep
+    from gptlab.sweep.engine import LocalSweep
+
+    if jobs < 1:
+        raise UserError("--jobs must be at least 1", key="--jobs", fix="e.g. --jobs 4")
+    if count is not None and count < 1:
+        raise UserError("--count must be at least 1", key="--count", fix="e.g. --count 20")
+    if wandb not in (None, "auto", "online", "offline", "disabled"):
+        raise UserError(f"invalid --wandb '{wandb}'", key="--wandb", fix="use auto, online, offline or disabled")
+    sets = {}
+    for item in set_ or []:
+        if "=" not in item:
+            raise UserError(f"cannot read --set '{item}'", key="--set", fix="write --set key=value")
+        sets.update(parse_overrides([item]))
+    loaded = load_sweep(file, sets)
+    check_command(loaded.command, loaded.config.get("program"), str(file))
+    if loaded.method != "grid" and count is None:
+        raise UserError(f"a {loaded.method} sweep never runs out of points", source=str(file), key="--count",
+                        fix="give --count N")
+    code = LocalSweep(loaded, runs, count=count, n_jobs=jobs, slots=parse_devices(devices), wandb=wandb).execute()
+    if code:
+        raise typer.Exit(code=code)

@@ -1,0 +1,30 @@
+"""Where a `gptlab train` started by `wandb agent` lands in the local run store.
+
+The agent passes only the sweep's `--key=value` args, so the experiment defaults to `sweep-<sweep id>`
+and the run name to the parameters (`n_layer=4-n_embd=128-seed0`); `--experiment` / `--name` win.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from gptlab.sweep.command import sweep_run_name
+
+
+def agent_identity(experiment: str | None, name: str | None, overrides: dict[str, Any],
+                   runs_root: Path) -> tuple[str, str | None]:
+    """(experiment, run name or None for `gptlab train`'s usual default)."""
+    sweep_id = os.environ.get("WANDB_SWEEP_ID")
+    if not sweep_id:
+        return experiment or "adhoc", name
+    experiment = experiment or f"sweep-{sweep_id}"
+    if name:
+        return experiment, name
+    name = sweep_run_name(overrides)
+    run_id = os.environ.get("WANDB_RUN_ID")
+    if run_id and (Path(runs_root) / experiment / name).exists():
+        # the agent proposed this point again (random search): a new W&B run gets its own directory,
+        # rather than reusing (or resuming) the earlier one
+        name = f"{name}-{run_id}"
+    return experiment, name

@@ -1,0 +1,154 @@
+"""A W&B sweep file, checked the way the server would check it and then against gptlab's config.
+
+Every problem becomes a UserError naming the file (and the YAML line of the key when known), so a bad
+file stops `gptlab sweep` before any run starts.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gptlab.config import build_config, flatten_overrides
+from gptlab.errors import ConfigError, UserError, closest
+from gptlab.yamlio import line_of, load_yaml
+
+# what a gptlab run reports: summary.json fields (W&B summary) and metrics.jsonl keys (W&B history)
+SUMMARY_METRICS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
+HISTORY_METRICS = ("val/loss", "train/loss", "lr", "tokens_per_s", "best_val_loss")
+KNOWN_METRICS = tuple(dict.fromkeys(SUMMARY_METRICS + HISTORY_METRICS))
+
+
+def sweeps_engine():
+    """W&B's open-source sweep engine (`sweeps`), imported without its pydantic-v1 config warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import sweeps
+    return sweeps
+
+
+@dataclass(frozen=True)
+class SweepFile:
+    path: Path
+    name: str                         # `name:` of the file, else its stem: runs/<name>/
+    config: dict[str, Any]            # the engine's config, with --set applied to fixed parameters
+    method: str
+    metric: str | None
+    goal: str                         # minimize | maximize
+    searched: tuple[str, ...]         # parameters that take more than one value (they name the runs)
+    extra_args: tuple[str, ...] = ()  # --set keys that are not parameters, as --key=value
+    command: tuple[str, ...] = ()
+    early_terminate: bool = False
+    sets: dict[str, Any] = field(default_factory=dict)
+
+
+def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFile:
+    """Parse and validate a sweep file; `sets` (bare or dotted gptlab keys) fix values for every run."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    src = str(path)
+
+    def fail(message: str, key_path: tuple[str, ...] = (), fix: str | None = None) -> None:
+        raise UserError(message, source=src, line=line_of(lines, key_path) if key_path else None,
+                        key=".".join(key_path) or None, fix=fix)
+
+    if not isinstance(data, dict):
+        fail("a sweep file must be a mapping with method, metric and parameters", fix="see sweeps/")
+    engine = sweeps_engine()
+    try:
+        violations = engine.schema_violations_from_proposed_config(data)
+    except ValueError as err:  # the engine raises for a parameter that is not a mapping
+        violations = [str(err)]
+    if violations:
+        fail(f"not a valid W&B sweep: {violations[0]}", _violation_path(violations[0], data),
+             "see https://docs.wandb.ai/guides/sweeps/sweep-config-keys")
+    method = data["method"]
+    if method not in ("grid", "random", "bayes"):
+        fail(f"method '{method}' cannot run locally", ("method",), "use grid, random or bayes")
+
+    params: dict[str, dict[str, Any]] = data["parameters"]
+    for pname, spec in params.items():
+        if "parameters" in spec:
+            fail("nested parameters are not gptlab config keys", ("parameters", pname),
+                 "use bare names such as n_layer or lr")
+        try:
+            flatten_overrides({pname: spec.get("value", 0)})
+        except ConfigError as err:
+            fail(f"'{pname}' is not a gptlab config key", ("parameters", pname), err.fix)
+    searched = tuple(p for p, s in params.items() if "value" not in s and len(s.get("values", [0, 0])) > 1)
+
+    metric = (data.get("metric") or {}).get("name")
+    goal = (data.get("metric") or {}).get("goal", "minimize")
+    if metric is not None and metric not in KNOWN_METRICS:
+        fail(f"gptlab runs never report metric '{metric}'", ("metric", "name"), closest(metric, KNOWN_METRICS))
+
+    config, extra = _apply_sets(data, sets or {}, searched)
+    _check_values(config["parameters"], fail)
+    return SweepFile(path=path, name=str(data.get("name") or path.stem), config=config, method=method,
+                     metric=metric, goal=goal, searched=searched, extra_args=tuple(extra),
+                     command=tuple(str(c) for c in data.get("command") or ()),
+                     early_terminate="early_terminate" in data, sets=dict(sets or {}))
+
+
+def _apply_sets(data: dict[str, Any], sets: dict[str, Any], searched: tuple[str, ...]):
+    """--set on a fixed parameter replaces its value (so the engine, the args and the table agree);
+    any other key becomes an extra --key=value on every run. Setting a searched parameter is an error."""
+    try:
+        flat_sets = flatten_overrides(sets)
+    except ConfigError as err:
+        raise err.located("--set") from None
+    by_leaf = {next(iter(flatten_overrides({p: 0}))): p for p in data["parameters"]}
+    config = {**data, "parameters": {p: dict(s) for p, s in data["parameters"].items()}}
+    extra = []
+    for key, value in flat_sets.items():
+        pname = by_leaf.get(key)
+        if pname in searched:
+            raise UserError("is searched by the sweep and cannot be fixed", source="--set", key=key,
+                            fix=f"remove --set {key}=... or edit the sweep's parameters")
+        if pname is not None:
+            config["parameters"][pname] = {"value": value}
+        else:
+            extra.append(f"--{key}={value}")
+    return config, extra
+
+
+def _check_values(params: dict[str, dict[str, Any]], fail) -> None:
+    """Build the gptlab config of every combination of listed values (distributions use their bounds),
+    so a bad value or an impossible combination (heads that do not divide the width) fails up front."""
+    choices: dict[str, list[Any]] = {}
+    for pname, spec in params.items():
+        if "value" in spec:
+            choices[pname] = [spec["value"]]
+        elif "values" in spec:
+            choices[pname] = list(spec["values"])
+        else:
+            choices[pname] = [v for v in (spec.get("min"), spec.get("max")) if v is not None][:1] or [None]
+    combos = list(itertools.product(*choices.values()))
+    for combo in combos[:2000]:  # plenty for any grid a person writes
+        point = {p: v for p, v in zip(choices, combo) if v is not None}
+        try:
+            build_config(flatten_overrides(point))
+        except ConfigError as err:
+            where = next((p for p in point if err.key and (p == err.key or p.endswith("." + err.key))), None)
+            shown = ", ".join(f"{p}={v}" for p, v in point.items() if p in _varying(choices))
+            fail(f"{err.message}" + (f" (at {shown})" if shown else ""),
+                 ("parameters", where) if where else ("parameters",), err.fix)
+
+
+def _varying(choices: dict[str, list[Any]]) -> set[str]:
+    return {p for p, vs in choices.items() if len(vs) > 1}
+
+
+def _violation_path(message: str, data: dict[str, Any]) -> tuple[str, ...]:
+    """Best guess at the key a schema message is about, for its line number."""
+    if "method" in data and f"'{data['method']}' is not one of" in message:
+        return ("method",)
+    for key in data:
+        if f"'{key}'" in message:
+            return (str(key),)
+    for pname in data.get("parameters") or {}:
+        if pname in message:
+            return ("parameters", str(pname))
+    return ()

@@ -1,0 +1,299 @@
+"""`gptlab sweep`: W&B's sweep engine proposes runs, each a crash-isolated `gptlab train` subprocess.
+
+The loop mirrors the W&B server + agent pair: ask `sweeps.next_run` for a parameter point (given every
+run so far, with its state, summary and history), expand the file's command for it, run it, and report
+back what it logged. With `early_terminate`, `sweeps.stop_runs` (hyperband) is asked every few seconds
+which running runs to stop; those get SIGTERM and the trainer records them `interrupted`.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from gptlab.config import SECTIONS
+from gptlab.overrides import _fmt
+from gptlab.runner.devices import device_env, threads_per_job
+from gptlab.runner.execute import _last_line, _wait_or_kill
+from gptlab.sweep.command import agent_argv, plain, run_env, sweep_run_name
+from gptlab.sweep.config import SweepFile, sweeps_engine
+from gptlab.train.store import RunStore
+from gptlab.train.tracking import running_best
+from gptlab.yamlio import atomic_write_text, atomic_write_yaml
+
+POLL_S = 0.3
+HYPERBAND_EVERY_S = 2.0
+STOPPED_FILE = "sweep_stopped.json"  # runs hyperband stopped: done, not to be resumed by a rerun
+
+
+@dataclass
+class SweepJob:
+    name: str
+    params: dict[str, Any]           # every parameter of the point, plain Python values
+    store: RunStore
+    slot: str = "cpu"
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    status: str = "pending"          # the run's summary status once it ended
+    stopped: bool = False            # stopped early by hyperband
+    summary: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def refresh(self) -> None:
+        """Re-read what the run has logged (metrics.jsonl, summary.json)."""
+        self.history = read_history(self.store.dir / "metrics.jsonl")
+        self.summary = self.store.summary() or {}
+
+    def sweep_run(self):  # -> sweeps.SweepRun
+        sweeps = sweeps_engine()
+        if self.proc is not None and self.proc.poll() is None:
+            state = sweeps.RunState.running
+        elif self.status == "finished" or (self.stopped and self.status == "interrupted"):
+            state = sweeps.RunState.finished  # a hyperband stop is a result, not a failure
+        elif self.status == "interrupted":
+            state = sweeps.RunState.killed
+        elif self.status in ("failed", "diverged"):
+            state = sweeps.RunState.failed
+        else:
+            state = sweeps.RunState.crashed
+        # like W&B: the summary holds each history key's last value, then what the run wrote itself
+        summary = {k: v for row in self.history for k, v in row.items() if k != "step"}
+        summary.update({k: v for k, v in self.summary.items() if v is not None})
+        return sweeps.SweepRun(name=self.name, state=state, config={k: {"value": v} for k, v in self.params.items()},
+                               summary_metrics=summary, history=self.history, stopped=self.stopped)
+
+    def metric(self, name: str | None) -> Any:
+        if name is None:
+            return self.summary.get("best_val_loss")
+        value = self.summary.get(name)
+        if value is None:
+            values = [r[name] for r in self.history if r.get(name) is not None]
+            value = values[-1] if values else None
+        return value
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    """metrics.jsonl rows plus `best_val_loss` (running minimum) on eval rows, as W&B history has it."""
+    rows, best = [], None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return rows
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line while the run writes
+        best = running_best(best, row)
+        if "val/loss" in row and best is not None:
+            row["best_val_loss"] = best
+        rows.append(row)
+    return rows
+
+
+class LocalSweep:
+    def __init__(self, sweep: SweepFile, runs_root: Path, *, count: int | None, n_jobs: int, slots: list[str],
+                 wandb: str | None, out: Callable[[str], None] = print) -> None:
+        self.sweep, self.runs_root, self.count, self.n_jobs = sweep, Path(runs_root), count, n_jobs
+        self.slots, self.wandb, self.out = slots, wandb, out
+        self.engine = sweeps_engine()
+        self.config = self.engine.SweepConfig(sweep.config)  # validated, defaults filled
+        self.exp_dir = self.runs_root / sweep.name
+        self.previous: list[SweepJob] = []
+        self.jobs: list[SweepJob] = []
+
+    # ---- the loop ----
+    def execute(self) -> int:
+        """Run until the engine has no more points or --count runs started; exit code 0 / 1 / 130."""
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_yaml(self.exp_dir / "sweep.yaml", dict(self.config))
+        self.previous = self._load_previous()
+        if self.previous:
+            self.out(f"{self.sweep.name}: {len(self.previous)} earlier runs in {self.exp_dir} count as done")
+        active: list[SweepJob] = []
+        free = [self.slots[i % len(self.slots)] for i in range(self.n_jobs)]
+        exhausted, last_hyperband = False, time.monotonic()
+        try:
+            while True:
+                while not exhausted and free and (self.count is None or len(self.jobs) < self.count):
+                    job = self._propose()
+                    if job is None:
+                        exhausted = True
+                        break
+                    job.slot = free.pop(0)
+                    self._launch(job)
+                    active.append(job)
+                if not active:
+                    break
+                time.sleep(POLL_S)
+                if self.sweep.early_terminate and time.monotonic() - last_hyperband > HYPERBAND_EVERY_S:
+                    last_hyperband = time.monotonic()
+                    self._hyperband(active)
+                for job in [j for j in active if j.proc.poll() is not None]:
+                    active.remove(job)
+                    free.append(job.slot)
+                    self._collect(job)
+        except KeyboardInterrupt:
+            self.out("interrupted: stopping runs (their checkpoints are kept; rerun to resume)")
+            for job in active:
+                _wait_or_kill(job.proc)
+                self._collect(job, interrupted=True)
+            self.out(self.table())
+            return 130
+        self.out(self.table())
+        bad = [j for j in self.jobs if j.status != "finished" and not j.stopped]
+        return 1 if bad else 0
+
+    def _propose(self) -> SweepJob | None:
+        runs = [j.sweep_run() for j in self.previous + self.jobs]
+        proposal = self.engine.next_run(self.config, runs)
+        if proposal is None:
+            return None
+        params = {k: plain(v["value"]) for k, v in proposal.config.items()}
+        name = self._unique_name(params)
+        return SweepJob(name, params, RunStore(self.exp_dir / name))
+
+    def _unique_name(self, params: dict[str, Any]) -> str:
+        """Named by the searched parameters; a repeated point (random search) gets a -2, -3 suffix."""
+        base = sweep_run_name({k: v for k, v in params.items() if k in self.sweep.searched or k == "seed"})
+        taken = {j.name for j in self.previous + self.jobs}
+        name, i = base, 1
+        while name in taken:
+            i += 1
+            name = f"{base}-{i}"
+        return name
+
+    def argv(self, job: SweepJob) -> list[str]:
+        """The agent's command for this point, then where gptlab puts the run."""
+        argv = agent_argv(self.sweep.command, job.params, self.sweep.config.get("program"),
+                          args_json_file=job.store.dir / "sweep_args.json")
+        argv += list(self.sweep.extra_args)
+        searched = {k: v for k, v in job.params.items() if k in self.sweep.searched or k == "seed"}
+        argv += ["--experiment", self.sweep.name, "--name", job.name, "--runs", str(self.runs_root),
+                 "--meta", json.dumps({"variant": None, "overrides": searched})]
+        if self.wandb:
+            argv += ["--wandb", self.wandb]
+        return argv
+
+    def _launch(self, job: SweepJob) -> None:
+        job.store.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(job.store.dir / "sweep_args.json", json.dumps(job.params))
+        out = open(job.store.dir / "stdout.log", "ab")
+        env = run_env(device_env(job.slot, threads_per_job(self.n_jobs)))
+        job.proc = subprocess.Popen(self.argv(job), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env)
+        out.close()
+        job.started = time.time()
+        self.jobs.append(job)
+        self.out(f"[{len(self.jobs)}{self._of()}] started  {job.name}"
+                 + (f" on cuda:{job.slot}" if job.slot != "cpu" else ""))
+
+    def _collect(self, job: SweepJob, interrupted: bool = False) -> None:
+        """Read the run's final summary; a process that died without one is recorded here."""
+        job.refresh()
+        code = job.proc.returncode
+        if job.summary.get("status") in (None, "running"):
+            stopped = interrupted or job.stopped or code in (130, -signal.SIGINT, -signal.SIGTERM)
+            status = "interrupted" if stopped else "failed"
+            summary = {**job.summary, "status": status}
+            if status == "failed":
+                summary["error"] = _last_line(job.store.dir / "stdout.log") or f"process exited with code {code}"
+            job.store.write_summary(summary)
+            job.summary = summary
+        job.status = job.summary["status"]
+        job.stopped = job.stopped and job.status != "finished"  # it ended before the stop arrived
+        if job.stopped:
+            self._remember_stopped(job.name)
+        metric = job.metric(self.sweep.metric)
+        shown = f"{self.sweep.metric or 'best_val_loss'} {_fmt(metric)}" if metric is not None else "no metric"
+        state = "stopped early (hyperband)" if job.stopped else job.status
+        self.out(f"[{self.jobs.index(job) + 1}{self._of()}] {state:<9} {job.name} | {shown} | "
+                 f"{time.time() - job.started:.0f}s" + (f" | {job.summary['error']}" if job.summary.get("error") else ""))
+
+    def _hyperband(self, active: list[SweepJob]) -> None:
+        for job in active:
+            job.refresh()
+        runs = [j.sweep_run() for j in self.previous + self.jobs]
+        for run in self.engine.stop_runs(self.config, runs):
+            job = next((j for j in active if j.name == run.name and not j.stopped), None)
+            if job is not None and job.proc.poll() is None:
+                job.stopped = True
+                job.proc.send_signal(signal.SIGTERM)
+                self.out(f"hyperband: stopping {job.name} ({(run.early_terminate_info or {}).get('lines', [''])[-1]})")
+
+    def _of(self) -> str:
+        return f"/{self.count}" if self.count else ""
+
+    # ---- earlier invocations ----
+    def _load_previous(self) -> list[SweepJob]:
+        """Runs of this sweep already in the store, finished or failed, whose fixed parameters match: the
+        engine sees them as done (a grid continues where it stopped; bayes learns from them). Interrupted
+        runs are left out so the engine proposes them again and they resume from their checkpoints."""
+        stopped = self._stopped()
+        out = []
+        for run_dir in sorted(p for p in self.exp_dir.iterdir() if p.is_dir()):
+            store = RunStore(run_dir)
+            status = store.status()
+            if not (status in ("finished", "failed", "diverged") or (status == "interrupted" and run_dir.name in stopped)):
+                continue
+            params = self._params_of(run_dir)
+            fixed = {k: s["value"] for k, s in self.config["parameters"].items() if "value" in s}
+            if params is None or any(params.get(k) != v for k, v in fixed.items()):
+                continue
+            job = SweepJob(run_dir.name, params, store, status=status, stopped=run_dir.name in stopped)
+            job.refresh()
+            out.append(job)
+        return out
+
+    def _params_of(self, run_dir: Path) -> dict[str, Any] | None:
+        try:
+            raw = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        except (FileNotFoundError, yaml.YAMLError):
+            return None
+        flat = {k: v for s in SECTIONS for k, v in (raw.get(s) or {}).items()}
+        params = {}
+        for pname in self.config["parameters"]:
+            leaf = pname.rpartition(".")[2]
+            if leaf not in flat:
+                return None
+            params[pname] = flat[leaf]
+        return params
+
+    def _stopped(self) -> set[str]:
+        try:
+            return set(json.loads((self.exp_dir / STOPPED_FILE).read_text(encoding="utf-8")))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return set()
+
+    def _remember_stopped(self, name: str) -> None:
+        atomic_write_text(self.exp_dir / STOPPED_FILE, json.dumps(sorted(self._stopped() | {name})))
+
+    # ---- output ----
+    def table(self) -> str:
+        metric = self.sweep.metric or "best_val_loss"
+        rows = []
+        for job in self.jobs:
+            params = " ".join(f"{k}={_fmt(v)}" for k, v in job.params.items() if k in self.sweep.searched) or "-"
+            value = job.metric(metric)
+            rows.append((job.name, params, "stopped early" if job.stopped else job.status,
+                         f"{value:.4f}" if isinstance(value, float) else _fmt(value) if value is not None else "-"))
+        if not rows:
+            return f"{self.sweep.name}: no runs started (the engine had no more points)"
+        headers = ("run", "params", "status", metric)
+        widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines = [f"{self.sweep.name}: {len(rows)} runs ({self.sweep.method}) in {self.exp_dir}",
+                 fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+        lines += [fmt.format(*r) for r in rows]
+        scored = [(j.metric(metric), j) for j in self.jobs if isinstance(j.metric(metric), (int, float))]
+        if scored:
+            pick = min if self.sweep.goal == "minimize" else max
+            value, best = pick(scored, key=lambda t: t[0])
+            lines.append(f"best: {best.name} ({metric} {value:.4g})")
+        return "\n".join(lines)

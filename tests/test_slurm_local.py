@@ -1,0 +1,29 @@
+"""`gptlab run SPEC --launcher submitit` with submitit's local executor: the jobs run gptlab train."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def test_submitit_local_runs_a_two_run_spec(tmp_path: Path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"name": "tinyslurm", "seeds": [0, 1], "base": {
+        "n_layer": 1, "n_embd": 16, "block_size": 16, "batch_size": 8, "max_steps": 20, "eval_steps": 2,
+        "eval_interval": 20}}))
+    env = {**os.environ, "GPTLAB_SUBMITIT": "local"}
+    cmd = [sys.executable, "-m", "gptlab", "run", str(spec), "--launcher", "submitit", "--wandb", "disabled"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exp = tmp_path / "runs" / "tinyslurm"
+    for run in ("seed0", "seed1"):
+        assert json.loads((exp / run / "summary.json").read_text())["status"] == "finished"
+    assert any((exp / ".submitit").glob("*_result.pkl"))  # submitit's own logs and results
+    assert "2/2 finished" in proc.stdout
+
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "submitted" not in again.stdout  # finished runs are skipped
