@@ -69,10 +69,44 @@ def test_bayes_sweep_count_runs_distinct_lrs(tmp_path: Path):
      "n_layr"),
 ])
 def test_bad_sweep_file_exits_2_naming_the_file(tmp_path: Path, text: str, problem: str):
+    from typer.testing import CliRunner
+
+    from gptlab.cli.app import app
+
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    proc = gptlab("sweep", str(path), cwd=tmp_path)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "bad.yaml" in lines[0] and problem in lines[0], proc.stderr
+    result = CliRunner().invoke(app, ["sweep", str(path), "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.yaml" in lines[0] and problem in lines[0], result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_engine_sees_each_runs_metrics_and_hyperband_stops_the_worst(tmp_path: Path):
+    """No subprocess: runs as the store holds them -> SweepRuns the engine reads (summary and history)."""
+    from gptlab.sweep.config import load_sweep, sweeps_engine
+    from gptlab.sweep.engine import SweepJob
+    from gptlab.train.store import RunStore
+
+    sweep = load_sweep(write_sweep(tmp_path, "hb", method="bayes", early_terminate={
+        "type": "hyperband", "min_iter": 2, "eta": 2}, parameters={
+        "lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}}))
+    jobs = []
+    for i, (lr, losses) in enumerate([(1e-3, [4.0, 3.0, 2.5, 2.0]), (2e-3, [4.0, 3.1, 2.4, 2.6]),
+                                      (1e-4, [4.0, 3.9, 3.8, 3.7])]):
+        run_dir = tmp_path / "runs" / f"r{i}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": 10 * s, "val/loss": v}) + "\n" for s, v in enumerate(losses)))
+        status = "running" if i == 2 else "finished"
+        (run_dir / "summary.json").write_text(json.dumps({"status": status, "best_val_loss": min(losses)}))
+        job = SweepJob(f"r{i}", {"lr": lr}, RunStore(run_dir), status=status)
+        job.refresh()
+        jobs.append(job)
+    runs = [j.sweep_run() for j in jobs]
+    runs[2].state = sweeps_engine().RunState.running
+    assert runs[0].summary_metrics["best_val_loss"] == 2.0
+    assert runs[1].metric_history("best_val_loss") == [4.0, 3.1, 2.4, 2.4]  # running minimum, as W&B logs it
+    assert [r.name for r in sweeps_engine().stop_runs(sweep.config, runs)] == ["r2"]
+    proposal = sweeps_engine().next_run(sweeps_engine().SweepConfig(sweep.config), runs[:2])
+    assert "no valid samples" not in proposal.search_info["warnings"]  # it fitted on the real metrics

@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -65,8 +66,10 @@ class SweepJob:
         # like W&B: the summary holds each history key's last value, then what the run wrote itself
         summary = {k: v for row in self.history for k, v in row.items() if k != "step"}
         summary.update({k: v for k, v in self.summary.items() if v is not None})
+        # by alias: the engine's pydantic model does not accept summary_metrics= / history= (pydantic 2
+        # dropped its v1 populate-by-name setting), and silently drops them
         return sweeps.SweepRun(name=self.name, state=state, config={k: {"value": v} for k, v in self.params.items()},
-                               summary_metrics=summary, history=self.history, stopped=self.stopped)
+                               summaryMetrics=summary, sampledHistory=self.history, stopped=self.stopped)
 
     def metric(self, name: str | None) -> Any:
         if name is None:
@@ -152,7 +155,9 @@ class LocalSweep:
 
     def _propose(self) -> SweepJob | None:
         runs = [j.sweep_run() for j in self.previous + self.jobs]
-        proposal = self.engine.next_run(self.config, runs)
+        with warnings.catch_warnings():  # the bayes GP's sklearn convergence chatter
+            warnings.simplefilter("ignore")
+            proposal = self.engine.next_run(self.config, runs)
         if proposal is None:
             return None
         params = {k: plain(v["value"]) for k, v in proposal.config.items()}
@@ -225,7 +230,8 @@ class LocalSweep:
             if job is not None and job.proc.poll() is None:
                 job.stopped = True
                 job.proc.send_signal(signal.SIGTERM)
-                self.out(f"hyperband: stopping {job.name} ({(run.early_terminate_info or {}).get('lines', [''])[-1]})")
+                why = [ln for ln in (run.early_terminate_info or {}).get("lines", []) if f"Run: {job.name} " in ln]
+                self.out(f"hyperband: stopping {job.name}" + (f" ({why[-1].split('(', 1)[-1]}" if why else ""))
 
     def _of(self) -> str:
         return f"/{self.count}" if self.count else ""
