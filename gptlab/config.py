@@ -84,6 +84,11 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = _choice("auto", "float32", "bfloat16", "float16", default="auto")
     compile: Union[bool, str] = _choice("auto", True, False, default="auto")
+    # speed features, each with an off switch; auto = on where it helps (CUDA), off on CPU
+    cuda_graphs: Union[bool, str] = _choice("auto", True, False, default="auto")
+    fused_adamw: Union[bool, str] = _choice("auto", True, False, default="auto")
+    attn_backend: str = _choice("auto", "fused", "manual", default="auto")
+    device_sampling: Union[bool, str] = _choice("auto", True, False, default="auto")
 
     def __post_init__(self) -> None:
         _check_types(self)

@@ -17,6 +17,9 @@ class Runtime:
     device: torch.device
     dtype: torch.dtype      # autocast dtype (float32 = no autocast)
     compile: bool
+    cuda_graphs: bool = False      # torch.compile mode="reduce-overhead" (static shapes)
+    fused_adamw: bool = False      # one fused kernel for the optimizer step
+    device_sampling: bool = False  # batch offsets drawn by a generator on the device: no host->device copy
 
     @property
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -53,8 +56,14 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
         dtype = torch.bfloat16 if cuda_bf16 else torch.float32
     else:
         dtype = _DTYPES[cfg.dtype]
-    compile_ = device.type == "cuda" if cfg.compile == "auto" else bool(cfg.compile)
-    return Runtime(device, dtype, compile_)
+    cuda = device.type == "cuda"
+    compile_ = _switch(cfg.compile, cuda)
+    return Runtime(device, dtype, compile_, cuda_graphs=compile_ and cuda and _switch(cfg.cuda_graphs, True),
+                   fused_adamw=_switch(cfg.fused_adamw, cuda), device_sampling=_switch(cfg.device_sampling, cuda))
+
+
+def _switch(value: bool | str, auto: bool) -> bool:
+    return auto if value == "auto" else bool(value)
 
 
 def device_label(device: torch.device) -> str:

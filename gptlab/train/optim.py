@@ -11,15 +11,14 @@ from gptlab.config import TrainConfig
 from gptlab.registry import Registry
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool = False) -> torch.optim.AdamW:
     params = [p for p in model.parameters() if p.requires_grad]  # tied weights appear once
     decay = [p for p in params if p.dim() >= 2]       # matmul weights and embeddings
     no_decay = [p for p in params if p.dim() < 2]     # biases, norm gains
     assert len(decay) + len(no_decay) == len(params), "every parameter in exactly one group"
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    fused = device.type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-    extra = {"fused": True} if fused else {}
+    extra = {"fused": True} if fused and "fused" in inspect.signature(torch.optim.AdamW).parameters else {}
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **extra)
 
 

@@ -17,16 +17,16 @@ from typing import Any, Callable
 import torch
 
 from gptlab.config import RunConfig, config_from_dict
-from gptlab.dataset import eval_windows, load_data, sample_batch
-from gptlab.diagnostics import build_diagnostics
+from gptlab.dataset import eval_windows, load_data
 from gptlab.errors import UserError
 from gptlab.model import build_model
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from gptlab.train.device import device_label, resolve_runtime
-from gptlab.train.evaluate import evaluate, lm_loss
-from gptlab.train.optim import build_optimizer, lr_at
+from gptlab.train.evaluate import evaluate
+from gptlab.train.optim import lr_at
 from gptlab.train.progress import ProgressPrinter
 from gptlab.train.provenance import provenance
+from gptlab.train.step import TrainStep
 from gptlab.train.store import RunStore
 from gptlab.train.tracking import Tracker
 
@@ -94,8 +94,10 @@ class _Loop:
         t = cfg.train
         torch.manual_seed(t.seed)
         self.model = build_model(cfg.model).to(runtime.device)
-        self.opt = build_optimizer(self.model, t, runtime.device)
-        self.gen = torch.Generator().manual_seed(t.seed)
+        self.train_data = data.train.to(runtime.device)
+        self.val_data = data.val.to(runtime.device)
+        self.step_fn = TrainStep(cfg, self.model, runtime, self.train_data)
+        self.opt, self.gen, self.diag = self.step_fn.opt, self.step_fn.sampler.generator, self.step_fn.diag
         self.step, self.best, self.final, self.wall_prev = 0, math.inf, None, 0.0
         self.train_tokens, self.train_time = 0, 0.0
         self.n_params = unwrap(self.model).num_params()
@@ -103,12 +105,7 @@ class _Loop:
         self.resumed = store.checkpoint_path.exists()
         if self.resumed:
             self._restore()
-        self.fwd = torch.compile(self.model) if runtime.compile else self.model
-        self.diag = build_diagnostics(cfg.log.diagnostics, self.model, runtime, cfg.log.log_interval)
-        self.train_data = data.train.to(runtime.device)
-        self.val_data = data.val.to(runtime.device)
         self.eval_starts = eval_windows(data.val, cfg.model.block_size, t.eval_steps * t.batch_size)
-        self.scaler = torch.amp.GradScaler(enabled=runtime.needs_scaler)
         self.diverge_at = max(100.0, 10 * math.log(cfg.model.vocab_size))
 
     # ---- state ----
@@ -116,7 +113,7 @@ class _Loop:
         state = load_checkpoint(self.store.checkpoint_path, self.rt.device)
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
-        self.gen.set_state(state["batch_rng"].cpu())
+        self.gen.set_state(state["batch_rng"].cpu())  # generator state is a CPU ByteTensor on any device
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step, self.best, self.wall_prev = state["step"], state["best_val_loss"], state["wall_s"]
         self.final = state.get("final_val_loss")
@@ -184,7 +181,7 @@ class _Loop:
         while self.step < t.max_steps:
             lr = lr_at(self.step, t)
             measure = self.diag.active(self.step + 1)
-            loss = self._update(lr, measure)  # 0-dim tensor, still on the device
+            loss = self.step_fn(lr, measure)  # 0-dim tensor, still on the device
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
             at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
@@ -213,36 +210,9 @@ class _Loop:
             tick, tick_step = time.perf_counter(), self.step
         return "finished"
 
-    def _update(self, lr: float, measure: bool) -> torch.Tensor:
-        """One optimizer step over grad_accum micro-batches; diagnostics hook in only when measuring."""
-        t = self.cfg.train
-        for group in self.opt.param_groups:
-            group["lr"] = lr
-        if measure:
-            self.diag.before_forward()
-        total = torch.zeros((), device=self.rt.device)
-        for _ in range(t.grad_accum):
-            x, y = sample_batch(self.train_data, t.batch_size, self.cfg.model.block_size, self.gen)
-            with self.rt.autocast:
-                loss = lm_loss(self.fwd(x), y) / t.grad_accum
-            self.scaler.scale(loss).backward()
-            total += loss.detach()
-        if t.grad_clip > 0 or measure:
-            self.scaler.unscale_(self.opt)  # clip and measure the real gradients (a no-op unless fp16)
-        if measure:
-            self.diag.after_backward()
-        if t.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-        self.scaler.step(self.opt)
-        self.scaler.update()
-        if measure:
-            self.diag.after_step()
-        self.opt.zero_grad(set_to_none=True)
-        return total
-
     def _eval(self) -> float:
         t = self.cfg.train
-        loss = evaluate(self.fwd, self.val_data, self.eval_starts, self.cfg.model.block_size, t.batch_size, self.rt)
+        loss = evaluate(self.step_fn.fwd, self.val_data, self.eval_starts, self.cfg.model.block_size, t.batch_size, self.rt)
         self.final = loss
         if loss < self.best:
             self.best = loss
