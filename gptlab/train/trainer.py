@@ -115,6 +115,8 @@ class _Loop:
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["batch_rng"].cpu())  # generator state is a CPU ByteTensor on any device
         torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") is not None and self.rt.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.rt.device)  # dropout masks continue too
         self.step, self.best, self.wall_prev = state["step"], state["best_val_loss"], state["wall_s"]
         self.final = state.get("final_val_loss")
         self.train_tokens, self.train_time = state.get("train_tokens", 0), state.get("train_time", 0.0)
@@ -126,6 +128,7 @@ class _Loop:
             "step": self.step, "best_val_loss": self.best, "final_val_loss": self.final,
             "wall_s": self._wall(), "train_tokens": self.train_tokens, "train_time": self.train_time,
             "batch_rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.rt.device) if self.rt.device.type == "cuda" else None,
             "config": self.cfg.to_dict(), "chars": list(self.data.tokenizer.chars)})
 
     def _wall(self) -> float:
