@@ -71,7 +71,9 @@ class Tracker:
         self._best: float | None = None
 
     def start(self, *, project: str, entity: str | None, experiment: str, name: str, variant: str | None,
-              tags: list[str], config: dict[str, Any], run_dir: Path, resume: bool) -> None:
+              tags: list[str], config: dict[str, Any], run_dir: Path, resume: bool,
+              best_so_far: float | None = None) -> None:
+        self._best = best_so_far  # a resumed run's running best continues from its checkpoint
         if self.mode == "disabled":
             return
         try:

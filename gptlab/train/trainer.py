@@ -154,7 +154,8 @@ class _Loop:
         tags = [f"{k}={self.cfg.flat()[k]}" for k in TAG_KEYS]
         self.tracker.start(project=self.cfg.log.project, entity=self.cfg.log.entity,
                            experiment=meta.experiment, name=meta.name, variant=meta.variant, tags=tags,
-                           config=self.record, run_dir=self.store.dir, resume=self.resumed)
+                           config=self.record, run_dir=self.store.dir, resume=self.resumed,
+                           best_so_far=self.best if math.isfinite(self.best) else None)
         self._summary("running")
         status, error = "running", None
         try:
