@@ -195,3 +195,14 @@ time.sleep(60)
         holder.kill()
         holder.wait()
     assert not RunStore(runs / "mini" / "rope-seed1").is_locked()
+
+
+def test_jobs_auto_sizes_from_memory(tmp_path):
+    from gptlab.runner.packing import auto_jobs, run_memory_mb
+    from gptlab.runner.spec import load_spec
+
+    small = load_spec(write_spec(tmp_path))
+    big = load_spec(write_spec(tmp_path, {**SPEC, "base": {**TINY, "n_embd": 256, "n_layer": 4, "batch_size": 64}},
+                               name="big.yaml"))
+    assert run_memory_mb(big.runs[0].config) > 10 * run_memory_mb(small.runs[0].config) > 0
+    assert auto_jobs(small, ["cpu"]) >= 1

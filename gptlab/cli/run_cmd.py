@@ -16,7 +16,8 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
             "--set", help="KEY=VALUE applied to every run (e.g. --set max_steps=200 to shrink for a CPU).")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs and their state; run nothing.")]
         = False,
-        jobs: Annotated[int, typer.Option(help="Runs executed at once.")] = 1,
+        jobs: Annotated[str, typer.Option(help="Runs executed at once: a number, or auto (from memory and "
+                                                "devices: several small runs share each GPU).")] = "1",
         devices: Annotated[str | None, typer.Option(
             help="Devices to spread runs over, e.g. 0,1 or cpu (default: every visible GPU, else CPU).")] = None,
         rerun: Annotated[str | None, typer.Option(help="Also rerun from scratch: failed (failed and diverged) "
@@ -35,8 +36,8 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
 
     if rerun not in (None, "failed", "all"):
         raise UserError(f"invalid --rerun '{rerun}'", key="--rerun", fix="use --rerun failed or --rerun all")
-    if jobs < 1:
-        raise UserError("--jobs must be at least 1", key="--jobs", fix="e.g. --jobs 4")
+    if not (jobs == "auto" or (jobs.isdigit() and int(jobs) >= 1)):
+        raise UserError(f"invalid --jobs '{jobs}'", key="--jobs", fix="give a number >= 1 or auto")
     if wandb not in (None, "auto", "online", "offline", "disabled"):
         raise UserError(f"invalid --wandb '{wandb}'", key="--wandb", fix="use auto, online, offline or disabled")
     sets = {}
@@ -47,6 +48,13 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
     loaded = load_spec(spec, sets)
     slots = parse_devices(devices)
     jobs_planned = plan(loaded, runs, rerun)
+    if jobs == "auto":
+        from gptlab.runner.packing import auto_jobs
+
+        n_jobs = auto_jobs(loaded, slots)
+        print(f"--jobs auto: {n_jobs} at once on {', '.join(slots)}")
+    else:
+        n_jobs = int(jobs)
     if dry_run:
         print(dry_run_table(loaded, jobs_planned, slots))
         return
@@ -55,7 +63,7 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
 
         code = run_with_submitit(loaded, jobs_planned, runs, wandb)
     elif launcher == "local":
-        study = Study(loaded, jobs_planned, runs, n_jobs=jobs, slots=slots, wandb=wandb, fail_fast=fail_fast,
+        study = Study(loaded, jobs_planned, runs, n_jobs=n_jobs, slots=slots, wandb=wandb, fail_fast=fail_fast,
                       view=make_view())
         code = study.execute()
     else:
