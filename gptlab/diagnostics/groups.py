@@ -2,7 +2,8 @@
 
     embedding   tok_emb (and so a tied lm_head), pos_emb (learned table, if any)
     block_i     everything inside blocks[i]
-    head        norm_f, and lm_head when it is not tied
+    head        norm_f, and lm_head when it is not tied (absent when it has no parameters: norm=none
+                with tied weights)
 
 Per-group gradient norms then add up in quadrature to the global norm, as clip_grad_norm_ sees it.
 """
@@ -28,4 +29,4 @@ def layer_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
     every = {id(p) for p in model.parameters() if p.requires_grad}
     missing = every - seen
     assert not missing, f"parameters outside every layer group: {[names[i] for i in missing]}"
-    return groups
+    return {group: members for group, members in groups.items() if members}  # e.g. no head: norm none, tied

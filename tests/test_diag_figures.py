@@ -1,0 +1,96 @@
+"""Report figures and findings from diagnostics, on a store written by real tiny training runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import gptlab.analysis.diag_figures as diag_figures
+from gptlab.analysis.figures import FIGURES, FigureContext, label_colors, make_figures
+from gptlab.analysis.load import load_store
+from gptlab.analysis.report import analyze
+from gptlab.config import build_config
+from gptlab.diagnostics.length import length_eval
+from gptlab.train import RunMeta, run_training
+
+TINY = {"n_embd": 32, "n_head": 2, "block_size": 16, "batch_size": 4, "max_steps": 10, "eval_interval": 10,
+        "eval_steps": 2, "log_interval": 5, "dropout": 0.0, "warmup_steps": 5, "wandb": "disabled"}
+VARIANTS = {"residual": {"res_none_4": {"residual": True, "norm": "none", "n_layer": 4},
+                         "nores_none_4": {"residual": False, "norm": "none", "n_layer": 4}},
+            "scaling": {"scaled": {"attn_scale": "scaled", "n_layer": 1},
+                        "unscaled": {"attn_scale": "unscaled", "n_layer": 1}},
+            "positions": {"alibi": {"pos_encoding": "alibi", "n_layer": 1},
+                          "rope": {"pos_encoding": "rope", "n_layer": 1}}}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("diagstore") / "runs"
+    for experiment, variants in VARIANTS.items():
+        spec = {"name": experiment, "variants": variants, "seeds": [0],
+                "compare": {"metric": "val/loss", "goal": "minimize", "baseline": next(iter(variants))}}
+        (root / experiment).mkdir(parents=True)
+        (root / experiment / "spec.yaml").write_text(yaml.safe_dump(spec))
+        for variant, changes in variants.items():
+            cfg = build_config({**TINY, **changes})
+            summary = run_training(cfg, root, RunMeta(experiment, f"{variant}-seed0", variant, changes))
+            assert summary["status"] == "finished"
+            if experiment == "positions":
+                length_eval(root / experiment / f"{variant}-seed0", [32], "cpu")
+    return root
+
+
+def context(root: Path, experiment: str) -> FigureContext:
+    a = analyze(load_store(root), experiment)
+    return FigureContext(a.experiment, a.store.runs, a.store.history, a.table, a.compare, a.design,
+                         label_colors(a.design.labels), {"runs_root": root})
+
+
+def test_figures_are_registered():
+    names = [name for name, _ in FIGURES]
+    for name in ("grad_norm_by_layer", "attention_stats", "early_training", "length_generalisation"):
+        assert name in names
+
+
+def test_residual_experiment_gets_grad_norm_figures_and_a_finding(store, tmp_path):
+    ctx = context(store, "residual")
+    assert "diag/grad_norm/embedding" in ctx.history and "diag/grad_norm/block_3" in ctx.history
+    made = {f.name for f in make_figures(ctx, tmp_path)}
+    assert "grad_norm_by_layer" in made  # residual / norm / depth vary
+    assert not made & {"attention_stats", "early_training", "length_generalisation"}
+    assert (tmp_path / "grad_norm_by_layer.png").stat().st_size > 1000
+    lines = diag_figures.diag_findings(ctx)
+    embedding = [line for line in lines if "embedding in nores_none_4" in line]
+    assert embedding and "grad_norm_by_layer" in embedding[0]
+
+
+def test_scaling_experiment_gets_attention_figure_and_finding(store, tmp_path):
+    ctx = context(store, "scaling")
+    made = {f.name for f in make_figures(ctx, tmp_path)}
+    assert "attention_stats" in made and "grad_norm_by_layer" not in made
+    lines = [line for line in diag_figures.diag_findings(ctx) if "attention logits" in line]
+    assert lines and lines[0].startswith("unscaled has attention logits")
+    ratio = float(lines[0].split("logits ")[1].split("x")[0])
+    assert 2 < ratio < 8  # head size 16: sqrt(16) = 4 at init
+
+
+def test_positions_experiment_gets_length_figure(store, tmp_path):
+    ctx = context(store, "positions")
+    made = {f.name for f in make_figures(ctx, tmp_path)}
+    assert "length_generalisation" in made
+    lines = [line for line in diag_figures.diag_findings(ctx) if "length_generalisation" in line]
+    assert len(lines) == 2 and "trained context 16" in lines[0] and "at 32" in lines[0]
+    ctx.options.pop("runs_root")
+    assert diag_figures.length_generalisation(ctx) is None  # no run store root: left out
+
+
+def test_warmup_experiment_gets_early_training_figure(store, tmp_path):
+    root = store.parent / "warmup_runs"
+    for variant, warmup in (("warmup", 5), ("no_warmup", 0)):
+        cfg = build_config({**TINY, "n_layer": 1, "warmup_steps": warmup})
+        run_training(cfg, root, RunMeta("warmup", f"{variant}-seed0", variant, {"warmup_steps": warmup}))
+    ctx = context(root, "warmup")
+    made = {f.name for f in make_figures(ctx, tmp_path)}
+    assert "early_training" in made
+    assert any("Peak pre-clip gradient norm" in line for line in diag_figures.diag_findings(ctx))
