@@ -11,6 +11,7 @@ from gptlab.analysis.figures import FIGURES, FigureContext, label_colors, make_f
 from gptlab.analysis.load import load_store
 from gptlab.analysis.report import analyze
 from gptlab.config import build_config
+from gptlab.dataset import default_data_path
 from gptlab.diagnostics.length import length_eval
 from gptlab.train import RunMeta, run_training
 
@@ -25,7 +26,15 @@ VARIANTS = {"residual": {"res_none_4": {"residual": True, "norm": "none", "n_lay
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
+def tiny(tmp_path_factory) -> dict:
+    """TINY on the first 40k characters of the shipped text: tokenizing 1 MB per run is slow."""
+    path = tmp_path_factory.mktemp("data") / "small.txt"
+    path.write_text(default_data_path().read_text(encoding="utf-8")[:40_000], encoding="utf-8")
+    return {**TINY, "path": str(path)}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, tiny) -> Path:
     root = tmp_path_factory.mktemp("diagstore") / "runs"
     for experiment, variants in VARIANTS.items():
         spec = {"name": experiment, "variants": variants, "seeds": [0],
@@ -33,7 +42,7 @@ def store(tmp_path_factory) -> Path:
         (root / experiment).mkdir(parents=True)
         (root / experiment / "spec.yaml").write_text(yaml.safe_dump(spec))
         for variant, changes in variants.items():
-            cfg = build_config({**TINY, **changes})
+            cfg = build_config({**tiny, **changes})
             summary = run_training(cfg, root, RunMeta(experiment, f"{variant}-seed0", variant, changes))
             assert summary["status"] == "finished"
             if experiment == "positions":
@@ -85,10 +94,10 @@ def test_positions_experiment_gets_length_figure(store, tmp_path):
     assert diag_figures.length_generalisation(ctx) is None  # no run store root: left out
 
 
-def test_warmup_experiment_gets_early_training_figure(store, tmp_path):
+def test_warmup_experiment_gets_early_training_figure(store, tiny, tmp_path):
     root = store.parent / "warmup_runs"
     for variant, warmup in (("warmup", 5), ("no_warmup", 0)):
-        cfg = build_config({**TINY, "n_layer": 1, "warmup_steps": warmup})
+        cfg = build_config({**tiny, "n_layer": 1, "warmup_steps": warmup})
         run_training(cfg, root, RunMeta("warmup", f"{variant}-seed0", variant, {"warmup_steps": warmup}))
     ctx = context(root, "warmup")
     made = {f.name for f in make_figures(ctx, tmp_path)}
