@@ -78,12 +78,12 @@ def resolve(config_file: str | None, overrides: dict[str, Any],
 def run_name(overrides: dict[str, Any], config_file: str | None = None) -> str:
     """Deterministic name from the overrides, e.g. 'n_layer=2-lr=0.001'."""
     parts = [Path(config_file).stem] if config_file else []
-    parts += [f"{k}={_fmt(v)}" for k, v in overrides.items()]
+    parts += [f"{k}={format_value(v)}" for k, v in overrides.items()]
     name = "-".join(parts) or "defaults"
     return re.sub(r"[^\w.=+-]", "_", name)
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):

@@ -73,11 +73,11 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
 
 
 def dry_run_table(spec, jobs, slots: list[str]) -> str:  # noqa: ANN001
-    from gptlab.overrides import _fmt
+    from gptlab.overrides import format_value
 
     rows = []
     for i, job in enumerate(jobs):
-        diff = " ".join(f"{k}={_fmt(v)}" for k, v in job.run.overrides.items()) or "-"
+        diff = " ".join(f"{k}={format_value(v)}" for k, v in job.run.overrides.items()) or "-"
         state = {"skip-finished": "finished (skip)", "skip-failed": f"{job.store.status()} (skip)",
                  "skip-locked": "running elsewhere (skip)", "resume": "resume from checkpoint",
                  "fresh": "rerun from scratch", "run": "new"}[job.action]

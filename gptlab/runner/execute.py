@@ -121,7 +121,7 @@ class Study:
             interrupted = True
             self.view.message("interrupted: stopping runs (their checkpoints are kept; rerun to resume)")
             for job in active:
-                _wait_or_kill(job.proc)
+                wait_or_kill(job.proc)
                 self._collect(job, interrupted=True)
         self.view.finish(self.jobs)
         if interrupted:
@@ -150,13 +150,13 @@ class Study:
             status = "interrupted" if interrupted or code in (130, -signal.SIGINT, -signal.SIGTERM) else "failed"
             summary = {**summary, "status": status}
             if status == "failed":
-                summary["error"] = _last_line(job.store.dir / "stdout.log") or f"process exited with code {code}"
+                summary["error"] = last_line(job.store.dir / "stdout.log") or f"process exited with code {code}"
             job.store.write_summary(summary)
         job.result = summary
         self.view.ended(job)
 
 
-def _wait_or_kill(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_or_kill(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -164,7 +164,7 @@ def _wait_or_kill(proc: subprocess.Popen, timeout: float = 30.0) -> None:
         proc.wait()
 
 
-def _last_line(path: Path) -> str | None:
+def last_line(path: Path) -> str | None:
     try:
         lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except FileNotFoundError:

@@ -24,7 +24,7 @@ from typing import Any
 
 from gptlab.errors import UserError
 from gptlab.runner.devices import threads_per_job
-from gptlab.runner.execute import Job, _last_line, train_command
+from gptlab.runner.execute import Job, last_line, train_command
 from gptlab.runner.spec import Spec
 from gptlab.yamlio import atomic_write_yaml
 
@@ -117,7 +117,7 @@ def run_with_submitit(spec: Spec, jobs: list[Job], runs_root: Path, wandb: str |
         summary = job.store.summary() or {}
         if summary.get("status") in (None, "running"):  # died without writing its final status
             summary = {**summary, "status": "failed",
-                       "error": error or _last_line(job.store.dir / "stdout.log") or "no summary written"}
+                       "error": error or last_line(job.store.dir / "stdout.log") or "no summary written"}
             job.store.write_summary(summary)
         job.result = summary
         best = summary.get("best_val_loss")

@@ -13,7 +13,7 @@ from typing import Any
 
 from gptlab.config import RunConfig, build_config, flatten_overrides
 from gptlab.errors import ConfigError, UserError, closest
-from gptlab.overrides import _fmt
+from gptlab.overrides import format_value
 from gptlab.yamlio import line_of, load_yaml
 
 TOP_KEYS = ("name", "description", "base", "grid", "variants", "seeds", "compare")
@@ -186,7 +186,7 @@ def _product(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def _run_name(variant: str | None, point: dict[str, Any], seed: int) -> str:
-    parts = ([variant] if variant else []) + [f"{k}={_fmt(v)}" for k, v in point.items()] + [f"seed{seed}"]
+    parts = ([variant] if variant else []) + [f"{k}={format_value(v)}" for k, v in point.items()] + [f"seed{seed}"]
     return "-".join(parts)
 
 

@@ -19,9 +19,9 @@ from typing import Any, Callable
 import yaml
 
 from gptlab.config import SECTIONS
-from gptlab.overrides import _fmt
+from gptlab.overrides import format_value
 from gptlab.runner.devices import device_env, threads_per_job
-from gptlab.runner.execute import _last_line, _wait_or_kill
+from gptlab.runner.execute import last_line, wait_or_kill
 from gptlab.sweep.command import agent_argv, plain, run_env, sweep_run_name
 from gptlab.sweep.config import SweepFile, sweeps_engine
 from gptlab.train.store import RunStore
@@ -145,7 +145,7 @@ class LocalSweep:
         except KeyboardInterrupt:
             self.out("interrupted: stopping runs (their checkpoints are kept; rerun to resume)")
             for job in active:
-                _wait_or_kill(job.proc)
+                wait_or_kill(job.proc)
                 self._collect(job, interrupted=True)
             self.out(self.table())
             return 130
@@ -208,7 +208,7 @@ class LocalSweep:
             status = "interrupted" if stopped else "failed"
             summary = {**job.summary, "status": status}
             if status == "failed":
-                summary["error"] = _last_line(job.store.dir / "stdout.log") or f"process exited with code {code}"
+                summary["error"] = last_line(job.store.dir / "stdout.log") or f"process exited with code {code}"
             job.store.write_summary(summary)
             job.summary = summary
         job.status = job.summary["status"]
@@ -216,7 +216,7 @@ class LocalSweep:
         if job.stopped:
             self._remember_stopped(job.name)
         metric = job.metric(self.sweep.metric)
-        shown = f"{self.sweep.metric or 'best_val_loss'} {_fmt(metric)}" if metric is not None else "no metric"
+        shown = f"{self.sweep.metric or 'best_val_loss'} {format_value(metric)}" if metric is not None else "no metric"
         state = "stopped early (hyperband)" if job.stopped else job.status
         self.out(f"[{self.jobs.index(job) + 1}{self._of()}] {state:<9} {job.name} | {shown} | "
                  f"{time.time() - job.started:.0f}s" + (f" | {job.summary['error']}" if job.summary.get("error") else ""))
@@ -285,10 +285,10 @@ class LocalSweep:
         metric = self.sweep.metric or "best_val_loss"
         rows = []
         for job in self.jobs:
-            params = " ".join(f"{k}={_fmt(v)}" for k, v in job.params.items() if k in self.sweep.searched) or "-"
+            params = " ".join(f"{k}={format_value(v)}" for k, v in job.params.items() if k in self.sweep.searched) or "-"
             value = job.metric(metric)
             rows.append((job.name, params, "stopped early" if job.stopped else job.status,
-                         f"{value:.4f}" if isinstance(value, float) else _fmt(value) if value is not None else "-"))
+                         f"{value:.4f}" if isinstance(value, float) else format_value(value) if value is not None else "-"))
         if not rows:
             return f"{self.sweep.name}: no runs started (the engine had no more points)"
         headers = ("run", "params", "status", metric)
