@@ -12,7 +12,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 from gptlab.errors import ConfigError, closest
 

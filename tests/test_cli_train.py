@@ -1,8 +1,6 @@
 """The train and generate commands as a user runs them: real subprocesses."""
 import json
-import math
 
-import pytest
 
 from tests.conftest import cli, tiny_args
 

@@ -1,7 +1,6 @@
 """`gptlab bench [CONFIG.yaml] [OVERRIDE ...]`: step time, tokens/s, MFU, memory, each speed feature on/off."""
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 from typing import Annotated

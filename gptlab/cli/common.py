@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from gptlab.errors import UserError
+from gptlab.overrides import parse_overrides
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,3 +43,18 @@ def split_config_and_overrides(args: list[str]) -> tuple[str | None, list[str]]:
                             fix="give CONFIG.yaml first, then key=value overrides")
         return args[0], args[1:]
     return None, args
+
+
+def check_wandb_mode(mode: str | None) -> None:
+    if mode not in (None, "auto", "online", "offline", "disabled"):
+        raise UserError(f"invalid --wandb '{mode}'", key="--wandb", fix="use auto, online, offline or disabled")
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """`--set KEY=VALUE` options (repeatable) as overrides."""
+    sets: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"cannot read --set '{item}'", key="--set", fix="write --set key=value")
+        sets.update(parse_overrides([item]))
+    return sets

@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from gptlab.cli.common import RunsOpt, WandbOpt
+from gptlab.cli.common import RunsOpt, WandbOpt, check_wandb_mode, parse_sets
 from gptlab.errors import UserError
-from gptlab.overrides import parse_overrides
 
 
 def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/*.yaml).")],
@@ -38,13 +37,8 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
         raise UserError(f"invalid --rerun '{rerun}'", key="--rerun", fix="use --rerun failed or --rerun all")
     if not (jobs == "auto" or (jobs.isdigit() and int(jobs) >= 1)):
         raise UserError(f"invalid --jobs '{jobs}'", key="--jobs", fix="give a number >= 1 or auto")
-    if wandb not in (None, "auto", "online", "offline", "disabled"):
-        raise UserError(f"invalid --wandb '{wandb}'", key="--wandb", fix="use auto, online, offline or disabled")
-    sets = {}
-    for item in set_ or []:
-        if "=" not in item:
-            raise UserError(f"cannot read --set '{item}'", key="--set", fix="write --set key=value")
-        sets.update(parse_overrides([item]))
+    check_wandb_mode(wandb)
+    sets = parse_sets(set_)
     loaded = load_spec(spec, sets)
     slots = parse_devices(devices)
     jobs_planned = plan(loaded, runs, rerun)

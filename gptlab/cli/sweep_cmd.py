@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from gptlab.cli.common import RunsOpt, WandbOpt
+from gptlab.cli.common import RunsOpt, WandbOpt, check_wandb_mode, parse_sets
 from gptlab.errors import UserError
-from gptlab.overrides import parse_overrides
 
 
 def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.yaml).")],
@@ -34,13 +33,8 @@ def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.ya
         raise UserError("--jobs must be at least 1", key="--jobs", fix="e.g. --jobs 4")
     if count is not None and count < 1:
         raise UserError("--count must be at least 1", key="--count", fix="e.g. --count 20")
-    if wandb not in (None, "auto", "online", "offline", "disabled"):
-        raise UserError(f"invalid --wandb '{wandb}'", key="--wandb", fix="use auto, online, offline or disabled")
-    sets = {}
-    for item in set_ or []:
-        if "=" not in item:
-            raise UserError(f"cannot read --set '{item}'", key="--set", fix="write --set key=value")
-        sets.update(parse_overrides([item]))
+    check_wandb_mode(wandb)
+    sets = parse_sets(set_)
     loaded = load_sweep(file, sets)
     check_command(loaded.command, loaded.config.get("program"), str(file))
     if loaded.method != "grid" and count is None:
