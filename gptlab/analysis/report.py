@@ -75,21 +75,41 @@ def analyze(store: Store, experiment: str) -> Analysis:
     return Analysis(experiment, sub, spec, compare, design, table, note)
 
 
-def write_report(analysis: Analysis, out: Path, log_x: bool = False) -> Path:
+# modules that add figures through `register_figure` when imported, and may define
+# `diag_findings(ctx) -> list[str]` sentences citing them; absent modules are skipped
+FIGURE_PLUGINS = ("gptlab.analysis.diag_figures",)
+
+
+def _plugins() -> list[Any]:
+    import importlib
+
+    loaded = []
+    for name in FIGURE_PLUGINS:
+        try:
+            loaded.append(importlib.import_module(name))
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+    return loaded
+
+
+def write_report(analysis: Analysis, out: Path, log_x: bool = False, runs_root: Path | None = None) -> Path:
     """reports/<experiment>/: summary.csv, figures/, report.md, report.html."""
     from gptlab.analysis.figures import FigureContext, label_colors, make_figures
     from gptlab.analysis.render import ReportDoc, render_html, render_markdown
 
     a, folder = analysis, Path(out) / analysis.experiment
     write_summary_csv(a.table, folder / "summary.csv")
+    plugins = _plugins()
     ctx = FigureContext(a.experiment, a.store.runs, a.store.history, a.table, a.compare, a.design,
-                        label_colors(a.design.labels), {"log_x": log_x})
+                        label_colors(a.design.labels), {"log_x": log_x, "runs_root": runs_root})
     figures = make_figures(ctx, folder / "figures")
+    extra = [line for p in plugins if hasattr(p, "diag_findings") for line in p.diag_findings(ctx)]
     doc = ReportDoc(
         experiment=a.experiment, question=(a.spec or {}).get("description"), compare=a.compare,
         baseline=a.baseline, shared=a.design.shared, varying=a.design.label_config,
         provenance=_provenance(a.store.runs), table=a.table, figures=figures,
-        findings=findings(a.table, a.compare, a.note), headline=a.headline)
+        findings=findings(a.table, a.compare, a.note) + extra, headline=a.headline)
     atomic_write_text(folder / "report.md", render_markdown(doc))
     atomic_write_text(folder / "report.html", render_html(doc))
     return folder
@@ -124,7 +144,7 @@ def write_reports(runs: Path = Path("runs"), out: Path = Path("reports"),
             raise UserError(f"unknown experiment '{name}'", source=str(runs), fix=closest(name, known))
     chosen = list(dict.fromkeys(experiments or known))
     analyses = {name: analyze(store, name) for name in known}
-    folders = [write_report(analyses[name], Path(out), log_x) for name in chosen]
+    folders = [write_report(analyses[name], Path(out), log_x, Path(runs)) for name in chosen]
     write_index(Path(out), [(name, analyses[name].headline) for name in known])
     return folders
 
