@@ -1,5 +1,5 @@
 """Steps/s of the training update with diagnostics `off` vs `basic` (vs `full`), on the trainer's own
-pieces (data, model, AdamW, clipping) with the hooks called where the trainer calls them.
+update (gptlab.train.step.TrainStep: data, model, AdamW, clipping, the diagnostics hooks).
 
     python -m gptlab.diagnostics.overhead [--steps 300] [--repeats 3] [--threads 1] [OVERRIDE ...]
 
@@ -18,13 +18,12 @@ import time
 import torch
 
 from gptlab.config import RunConfig, build_config
-from gptlab.dataset import load_data, sample_batch
-from gptlab.diagnostics import build_diagnostics
+from gptlab.dataset import load_data
 from gptlab.model import build_model
 from gptlab.overrides import parse_overrides
 from gptlab.train.device import resolve_runtime
-from gptlab.train.evaluate import lm_loss
-from gptlab.train.optim import build_optimizer, lr_at
+from gptlab.train.optim import lr_at
+from gptlab.train.step import TrainStep
 
 TINY_CPU = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_size": 12, "log_interval": 10,
             "device": "cpu"}
@@ -35,14 +34,10 @@ def steps_per_s(cfg: RunConfig, level: str, steps: int) -> tuple[float, float, f
     step over the median other step, as a fraction of that median step, averaged over the interval)."""
     t, rt = cfg.train, resolve_runtime(cfg.train)
     data = load_data(cfg.data, cfg.model.block_size)
-    cfg = cfg.replace(vocab_size=data.tokenizer.vocab_size)
+    cfg = cfg.replace(vocab_size=data.tokenizer.vocab_size, diagnostics=level)
     torch.manual_seed(t.seed)
     model = build_model(cfg.model).to(rt.device)
-    fwd = torch.compile(model) if rt.compile else model
-    opt = build_optimizer(model, t, rt.device)
-    diag = build_diagnostics(level, model, rt, cfg.log.log_interval)
-    gen = torch.Generator().manual_seed(t.seed)
-    train = data.train.to(rt.device)
+    update = TrainStep(cfg, model, rt, data.train.to(rt.device))  # the trainer's own step, hooks included
     start = cpu_start = 0.0
     log_times: list[float] = []
     other_times: list[float] = []
@@ -50,28 +45,13 @@ def steps_per_s(cfg: RunConfig, level: str, steps: int) -> tuple[float, float, f
         if step == cfg.log.log_interval:
             _sync(rt.device)
             start, cpu_start = time.perf_counter(), time.process_time()
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, t)
         tick = time.process_time()
-        on = diag.active(step + 1)
-        if on:
-            diag.before_forward()
-        for _ in range(t.grad_accum):
-            x, y = sample_batch(train, t.batch_size, cfg.model.block_size, gen)
-            with rt.autocast:
-                loss = lm_loss(fwd(x), y) / t.grad_accum
-            loss.backward()
-        if on:
-            diag.after_backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if on:
-            diag.after_step()
+        on = update.diag.active(step + 1)
+        loss = update(lr_at(step, t), measure=on)
         if (step + 1) % cfg.log.log_interval == 0:
             loss.item()  # the trainer's one sync per log step
             if on:
-                diag.collect(tokens_per_s=None)
+                update.diag.collect(tokens_per_s=None)
         if start:
             (log_times if (step + 1) % cfg.log.log_interval == 0 else other_times).append(time.process_time() - tick)
     _sync(rt.device)
