@@ -44,7 +44,8 @@ class ModelConfig:
         for key in ("block_size", "n_layer", "n_head", "n_embd"):
             _require(getattr(self, key) >= 1, key, "must be at least 1")
         _require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
-        _require(self.mlp_ratio > 0, "mlp_ratio", "must be positive")
+        _require(self.mlp_hidden >= 1, "mlp_ratio", f"mlp_ratio={self.mlp_ratio} leaves the MLP no units",
+                 "use a larger mlp_ratio")
         _require(self.vocab_size is None or self.vocab_size >= 1, "vocab_size", "must be at least 1")
         _require(self.n_embd % self.n_head == 0, "n_embd",
                  f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}",
@@ -96,6 +97,7 @@ class TrainConfig:
             _require(getattr(self, key) >= 1, key, "must be at least 1")
         for key in ("lr", "min_lr", "weight_decay", "grad_clip", "warmup_steps"):
             _require(getattr(self, key) >= 0, key, "must not be negative")
+        _require(0 <= self.seed < 2**63, "seed", "must be in [0, 2^63)")
         for key in ("beta1", "beta2"):
             _require(0.0 <= getattr(self, key) < 1.0, key, "must be in [0, 1)")
         _require(bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device)), "device",
@@ -144,6 +146,16 @@ class RunConfig:
     def flat(self) -> dict[str, Any]:
         return {k: v for section in self.to_dict().values() for k, v in section.items()}
 
+    def identity(self) -> dict[str, Any]:
+        """What a run's results depend on: everything but the log section (W&B mode, log cadence,
+        diagnostics) and the data-derived vocab_size."""
+        return {k: v for k, v in self.flat().items() if KEY_SECTION[k] != "log" and k != "vocab_size"}
+
+    def diff(self, other: "RunConfig") -> list[str]:
+        """['max_steps: 200 -> 5000', ...] over the keys of identity()."""
+        mine, theirs = self.identity(), other.identity()
+        return [f"{k}: {mine[k]} -> {theirs[k]}" for k in mine if mine[k] != theirs[k]]
+
     def replace(self, **flat: Any) -> "RunConfig":
         """A copy with some leaves changed (bare names), validated again."""
         return build_config(flat, base=self)
@@ -161,8 +173,8 @@ def flatten_overrides(raw: Any, *, allow_vocab: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         key = str(key)
-        if key in SECTIONS and isinstance(value, dict):
-            for sub, subvalue in value.items():
+        if key in SECTIONS and (value is None or isinstance(value, dict)):
+            for sub, subvalue in (value or {}).items():
                 _put(out, str(sub), subvalue, section=key, allow_vocab=allow_vocab)
         elif "." in key:
             section, _, sub = key.partition(".")

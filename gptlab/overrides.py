@@ -37,20 +37,29 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     return out
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """A config YAML (flat or sectioned) as flat bare-name overrides; errors carry file and line."""
+def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """A config YAML (flat or sectioned) as flat bare-name overrides, and the line of each key.
+    Unknown keys fail here; values are checked once merged with the command line (resolve)."""
     data, lines = load_yaml(path)
     if data is None:
-        return {}
+        return {}, lines
     if not isinstance(data, dict):
         raise UserError("a config file must be a mapping of config keys", source=str(path), line=1,
                         fix="write key: value lines, flat or under model/train/data/log")
     try:
-        flat = flatten_overrides(data)
-        build_config(flat)  # validate here so errors can name the file and line
-        return flat
+        return flatten_overrides(data), lines
     except ConfigError as err:
         raise err.located(str(path), _line_for_key(lines, err.key)) from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """read_config_file, validated on its own (errors carry file and line)."""
+    flat, lines = read_config_file(path)
+    try:
+        build_config(flat)
+    except ConfigError as err:
+        raise err.located(str(path), _line_for_key(lines, err.key)) from None
+    return flat
 
 
 def _line_for_key(lines: dict[tuple[str, ...], int], key: str | None) -> int | None:
@@ -64,7 +73,7 @@ def _line_for_key(lines: dict[tuple[str, ...], int], key: str | None) -> int | N
 def resolve(config_file: str | None, overrides: dict[str, Any],
             base: RunConfig | None = None) -> tuple[RunConfig, dict[str, Any]]:
     """(validated RunConfig, the flat overrides from the command line)."""
-    flat_file = load_config_file(config_file) if config_file else {}
+    flat_file, lines = read_config_file(config_file) if config_file else ({}, {})
     try:
         flat_cli = flatten_overrides(overrides)
     except ConfigError as err:
@@ -72,7 +81,10 @@ def resolve(config_file: str | None, overrides: dict[str, Any],
     try:
         return build_config({**flat_file, **flat_cli}, base=base), flat_cli
     except ConfigError as err:
-        raise err.located("command line" if err.key in flat_cli else config_file or "command line") from None
+        bare = (err.key or "").rpartition(".")[2]
+        if bare in flat_cli or not config_file:
+            raise err.located("command line") from None
+        raise err.located(config_file, _line_for_key(lines, err.key) if bare in flat_file else None) from None
 
 
 def run_name(overrides: dict[str, Any], config_file: str | None = None) -> str:

@@ -29,7 +29,7 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, block_siz
     for _ in range(max_new_tokens):
         context = idx[:, -block_size:]                     # (B, <=block_size)
         logits = model(context)[:, -1, :].float()          # (B, V)
-        if temperature == 0:
+        if temperature < 1e-4:  # greedy (tiny temperatures would overflow the division)
             nxt = logits.argmax(-1, keepdim=True)          # (B, 1)
         else:
             logits = filter_logits(logits / temperature, top_k, top_p)

@@ -19,7 +19,10 @@ def load_yaml(path: str | Path) -> tuple[Any, dict[KeyPath, int]]:
     path = Path(path)
     if not path.is_file():
         raise UserError("file not found", source=str(path), fix="check the path")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError("not UTF-8 text", source=str(path), fix="save the file as UTF-8") from None
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -33,14 +36,25 @@ def load_yaml(path: str | Path) -> tuple[Any, dict[KeyPath, int]]:
         loader.dispose()
     lines: dict[KeyPath, int] = {}
     if node is not None:
-        _collect_lines(node, (), lines)
+        try:
+            _collect_lines(node, (), lines)
+        except _DuplicateKey as dup:
+            raise UserError("duplicate key (YAML keeps only the last one)", source=str(path), line=dup.line,
+                            key=".".join(dup.path), fix="remove or rename one of them") from None
     return data, lines
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, path: KeyPath, line: int) -> None:
+        self.path, self.line = path, line
 
 
 def _collect_lines(node: yaml.Node, prefix: KeyPath, lines: dict[KeyPath, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = prefix + (str(key_node.value),)
+            if path in lines:
+                raise _DuplicateKey(path, key_node.start_mark.line + 1)
             lines[path] = key_node.start_mark.line + 1
             _collect_lines(value_node, path, lines)
     elif isinstance(node, yaml.SequenceNode):
@@ -81,10 +95,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a shared run store must stay readable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

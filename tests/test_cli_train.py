@@ -48,3 +48,41 @@ def test_wandb_offline_writes_a_real_offline_run(tmp_path):
     assert out.returncode == 0, out.stderr
     offline = list((tmp_path / "adhoc" / "w" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(offline) == 1 and offline[0].stat().st_size > 0
+
+
+def test_ctrl_c_stops_at_a_step_boundary_and_resume_matches_an_uninterrupted_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import tiny_args
+
+    args = tiny_args(max_steps=400, eval_interval=100)
+    straight = cli("train", *args, "--runs", str(tmp_path), "--name", "straight", "--wandb", "disabled")
+    assert straight.returncode == 0, straight.stderr
+    run_dir = tmp_path / "adhoc" / "cut"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gptlab", "train", *args, "--runs", str(tmp_path), "--name",
+                             "cut", "--wandb", "disabled"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (run_dir / "metrics.jsonl").exists() and len((run_dir / "metrics.jsonl").read_text().splitlines()) > 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    interrupted = json.loads((run_dir / "summary.json").read_text())
+    assert interrupted["status"] == "interrupted" and 0 < interrupted["steps"] < 400
+    resumed = cli("train", *args, "--runs", str(tmp_path), "--name", "cut", "--wandb", "disabled")
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((tmp_path / "adhoc" / "straight" / "summary.json").read_text())
+    b = json.loads((run_dir / "summary.json").read_text())
+    assert b["status"] == "finished" and b["final_val_loss"] == a["final_val_loss"]
+
+
+def test_a_finished_run_with_another_config_is_refused(tmp_path):
+    assert cli("train", *tiny_args(), "--runs", str(tmp_path), "--name", "r", "--wandb", "disabled").returncode == 0
+    out = cli("train", *tiny_args(max_steps=20), "--runs", str(tmp_path), "--name", "r", "--wandb", "disabled")
+    assert out.returncode == 2 and "different config" in out.stderr and "max_steps: 30 -> 20" in out.stderr

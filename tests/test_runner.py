@@ -206,3 +206,38 @@ def test_jobs_auto_sizes_from_memory(tmp_path):
                                name="big.yaml"))
     assert run_memory_mb(big.runs[0].config) > 10 * run_memory_mb(small.runs[0].config) > 0
     assert auto_jobs(small, ["cpu"]) >= 1
+
+
+def test_set_seed_is_refused_because_seeds_belong_to_the_spec(tmp_path):
+    out = cli("run", str(write_spec(tmp_path)), "--set", "seed=5", "--runs", str(tmp_path / "runs"))
+    assert out.returncode == 2 and "seeds" in out.stderr and "--set" in out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_stored_runs_with_another_config_are_never_reused(tmp_path):
+    spec = write_spec(tmp_path, {**SPEC, "variants": {"learned": {}}, "seeds": [0], "compare": None})
+    runs = tmp_path / "runs"
+    assert cli("run", str(spec), "--runs", str(runs), "--wandb", "disabled").returncode == 0
+    before = (runs / "mini" / "learned-seed0" / "summary.json").read_text()
+    out = cli("run", str(spec), "--set", "max_steps=40", "--runs", str(runs), "--wandb", "disabled")
+    assert out.returncode == 2 and "different config" in out.stderr and "max_steps: 30 -> 40" in out.stderr
+    assert (runs / "mini" / "learned-seed0" / "summary.json").read_text() == before
+    dry = cli("run", str(spec), "--set", "max_steps=40", "--runs", str(runs), "--dry-run")
+    assert dry.returncode == 0 and "CONFLICT" in dry.stdout
+    rerun = cli("run", str(spec), "--set", "max_steps=40", "--runs", str(runs), "--wandb", "disabled",
+                "--rerun", "all")
+    assert rerun.returncode == 0 and summary(runs / "mini" / "learned-seed0")["steps"] == 40
+    assert not (runs / "mini" / "learned-seed0" / "stdout.log").read_text().count("Traceback")
+
+
+@pytest.mark.parametrize("text,needles", [
+    ("name: x\nbase: {data.path: /nonexistent/text.txt}\n", ("spec.yaml", "data.path", "not found")),
+    ("name: x\nbase: {block_size: 100000000}\n", ("spec.yaml", "block_size", "larger than the data")),
+    ("name: x\nvariants:\n  a: {}\n  a: {lr: 0.1}\n", ("spec.yaml:4", "duplicate key")),
+])
+def test_machine_level_problems_are_caught_before_anything_runs(tmp_path, text, needles):
+    (tmp_path / "spec.yaml").write_text(text)
+    out = cli("run", str(tmp_path / "spec.yaml"), "--runs", str(tmp_path / "runs"))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert all(n in out.stderr for n in needles), out.stderr
+    assert not (tmp_path / "runs").exists()

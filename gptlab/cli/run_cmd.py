@@ -29,7 +29,7 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
         ) -> None:
     """Run every variant x grid x seed of an experiment spec; resumable and crash-isolated."""
     from gptlab.runner.devices import parse_devices
-    from gptlab.runner.execute import Study, plan
+    from gptlab.runner.execute import Study, conflict_error, plan
     from gptlab.runner.spec import load_spec
     from gptlab.runner.view import make_view
 
@@ -42,6 +42,9 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
     loaded = load_spec(spec, sets)
     slots = parse_devices(devices)
     jobs_planned = plan(loaded, runs, rerun)
+    conflict = conflict_error(jobs_planned, runs)
+    if conflict and not dry_run:
+        raise conflict
     if jobs == "auto":
         from gptlab.runner.packing import auto_jobs
 
@@ -74,7 +77,8 @@ def dry_run_table(spec, jobs, slots: list[str]) -> str:  # noqa: ANN001
         diff = " ".join(f"{k}={format_value(v)}" for k, v in job.run.overrides.items()) or "-"
         state = {"skip-finished": "finished (skip)", "skip-failed": f"{job.store.status()} (skip)",
                  "skip-locked": "running elsewhere (skip)", "resume": "resume from checkpoint",
-                 "fresh": "rerun from scratch", "run": "new"}[job.action]
+                 "fresh": "rerun from scratch", "run": "new",
+                 "conflict": "CONFLICT: stored with another config (see --rerun all)"}[job.action]
         device = "cpu" if slots[i % len(slots)] == "cpu" else f"cuda:{slots[i % len(slots)]}"
         rows.append((job.run.name, diff, device, state))
     headers = ("run", "differs from base", "device", "state")

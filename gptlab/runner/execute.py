@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from gptlab.errors import UserError
 from gptlab.runner.devices import device_env, threads_per_job
 from gptlab.runner.spec import PlannedRun, Spec
 from gptlab.train.store import RunStore
@@ -28,7 +29,7 @@ BAD = ("failed", "diverged")
 class Job:
     run: PlannedRun
     store: RunStore
-    action: str                      # run | resume | fresh | skip-finished | skip-failed | skip-locked
+    action: str  # run | resume | fresh | skip-finished | skip-failed | skip-locked | conflict
     slot: str = "cpu"
     proc: subprocess.Popen | None = None
     started: float = 0.0
@@ -45,20 +46,48 @@ def plan(spec: Spec, runs_root: Path, rerun: str | None) -> list[Job]:
     for run in spec.runs:
         store = RunStore(runs_root / spec.name / run.name)
         status = store.status()
+        changed = stored_config_diff(store, run)
         if store.is_locked():
             action = "skip-locked"
-        elif rerun == "all" and status is not None:
+        elif (rerun == "all" and (status is not None or changed)) or (rerun == "failed" and status in BAD):
             action = "fresh"
+        elif changed:
+            action = "conflict"  # never reuse or resume a run trained with other settings
         elif status == "finished":
             action = "skip-finished"
         elif status in BAD:
-            action = "fresh" if rerun == "failed" else "skip-failed"
+            action = "skip-failed"
         elif store.checkpoint_path.exists():
             action = "resume"
         else:
             action = "fresh" if status is not None else "run"
         jobs.append(Job(run, store, action))
     return jobs
+
+
+def stored_config_diff(store: RunStore, run: PlannedRun) -> list[str]:
+    """How the run already in the store differs from the planned one ([] if none is stored)."""
+    from gptlab.config import config_from_dict
+
+    saved = store.config()
+    if not saved:
+        return []
+    try:
+        return config_from_dict(saved).diff(run.config)
+    except UserError:
+        return ["its config.yaml is no longer a valid config"]
+
+
+def conflict_error(jobs: list[Job], runs_root: Path) -> UserError | None:
+    """Stored runs whose config differs from the spec's: the study must not mix them in."""
+    bad = [j for j in jobs if j.action == "conflict"]
+    if not bad:
+        return None
+    first = bad[0]
+    changes = "; ".join(stored_config_diff(first.store, first.run)[:3])
+    return UserError(f"{len(bad)} stored run(s) were trained with a different config, e.g. {first.run.name} "
+                     f"({changes})", source=str(runs_root / first.store.dir.parent.name), key="--set",
+                     fix="use the same --set values as before, another --runs directory, or --rerun all")
 
 
 def train_command(job: Job, spec: Spec, runs_root: Path, wandb: str | None) -> list[str]:
@@ -126,7 +155,7 @@ class Study:
         self.view.finish(self.jobs)
         if interrupted:
             return 130
-        return 1 if any(j.status != "finished" for j in self.jobs) else 0
+        return 1 if any(j.status in BAD for j in self.jobs) else 0
 
     def _launch(self, job: Job) -> None:
         job.store.dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +181,9 @@ class Study:
             if status == "failed":
                 summary["error"] = last_line(job.store.dir / "stdout.log") or f"process exited with code {code}"
             job.store.write_summary(summary)
+        elif code == 2 and summary.get("status") != "finished":  # the run refused its input: say why
+            summary = {**summary, "status": "failed",
+                       "error": last_line(job.store.dir / "stdout.log") or "bad input (exit code 2)"}
         job.result = summary
         self.view.ended(job)
 

@@ -85,7 +85,13 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
         if key in grid or key in base_flat or any(key in v for v in variants.values()):
             fail("seeds are set by the spec's `seeds` list", fix="move them to seeds: [...]", key=key)
 
-    sets = flatten_overrides(sets or {})
+    try:
+        sets = flatten_overrides(sets or {})
+    except ConfigError as err:
+        raise err.located("--set") from None
+    if "seed" in sets:
+        raise UserError("seeds are set by the spec's `seeds` list", source="--set", key="seed",
+                        fix=f"edit seeds: [...] in {src}")
     runs = []
     names: dict[str, tuple[str, ...]] = {}
     for vname, vflat in (variants.items() or [(None, {})]):
@@ -107,7 +113,27 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
                     fail(f"duplicate run name '{run_name}'", where, "make variant names and grid values distinct")
                 names[run_name] = where
                 runs.append(PlannedRun(run_name, vname, seed, overrides, flat, config))
+    _check_runnable(runs, src)
     return Spec(path, name, description, base_flat, grid, variants, seeds, compare, data, tuple(runs))
+
+
+def _check_runnable(runs: list[PlannedRun], src: str) -> None:
+    """What only the machine can tell: the data files exist and are large enough, the devices exist."""
+    from gptlab.dataset import load_data
+    from gptlab.train.device import pick_device
+
+    checked: set = set()
+    for run in runs:
+        data, model, train = run.config.data, run.config.model, run.config.train
+        key = (data.path, data.val_fraction, model.block_size, train.device)
+        if key in checked:
+            continue
+        checked.add(key)
+        try:
+            pick_device(train.device)
+            load_data(data, model.block_size)
+        except UserError as err:
+            raise UserError(f"{err.message} (in run {run.name})", source=src, key=err.key, fix=err.fix) from None
 
 
 def _mapping(value: Any, key_path: tuple[str, ...], fail) -> dict[str, Any]:

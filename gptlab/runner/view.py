@@ -60,7 +60,8 @@ class PlainView:
         if status in ("failed", "diverged"):
             err = job.result.get("error") or "loss became non-finite" if status == "diverged" else \
                 job.result.get("error")
-            line += f"\n  {status}: {err} (log: {job.store.log_path})"
+            log = job.store.log_path if job.store.log_path.exists() else job.store.dir / "stdout.log"
+            line += f"\n  {status}: {err} (log: {log})"
         self._print(line)
 
     def refresh(self, jobs) -> None:  # noqa: ANN001

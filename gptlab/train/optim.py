@@ -48,4 +48,5 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr
     span = max(1, cfg.max_steps - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
-    return cfg.min_lr + SCHEDULES.get(cfg.lr_schedule)(progress) * (cfg.lr - cfg.min_lr)
+    floor = min(cfg.min_lr, cfg.lr)  # an lr sweep point below min_lr stays constant, never rises
+    return floor + SCHEDULES.get(cfg.lr_schedule)(progress) * (cfg.lr - floor)

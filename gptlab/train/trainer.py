@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -62,26 +64,44 @@ def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool 
     try:
         if fresh:
             _clear(store)
+        saved = store.config()
+        changed = config_from_dict(saved).diff(cfg) if saved else []
+        if changed:
+            raise UserError(f"this run directory holds a run with a different config ({'; '.join(changed[:3])})",
+                            source=str(store.dir), fix="choose another --name or --runs, or rerun it from "
+                            "scratch (gptlab run --rerun all)")
         previous = store.summary()
         if previous and previous.get("status") == "finished":
             return previous
-        saved = store.config()
-        if saved and config_from_dict(saved) != cfg:
-            raise UserError("this run directory holds a run with a different config", source=str(store.dir),
-                            fix="choose another --name, or rerun it from scratch with --rerun all")
         record = {**cfg.to_dict(),
                   "run": {"experiment": meta.experiment, "name": meta.name, "label": meta.label(cfg.train.seed),
                           "variant": meta.variant, "seed": cfg.train.seed, "overrides": dict(meta.overrides)},
                   "provenance": provenance(device_label(runtime.device))}
         store.write_config(record)
-        return _Loop(cfg, runtime, data, store, meta, record, on_log).run()
+        try:
+            loop = _Loop(cfg, runtime, data, store, meta, record, on_log)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unreadable checkpoint: recorded, not a traceback
+            return _record_setup_failure(store, exc)
+        return loop.run()
     finally:
         lock.close()
 
 
+def _record_setup_failure(store: RunStore, exc: Exception) -> dict[str, Any]:
+    error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    with open(store.log_path, "a", encoding="utf-8") as log:
+        log.write(traceback.format_exc())
+    previous = store.summary() or {}
+    summary = {"best_val_loss": None, "final_val_loss": None, "steps": 0, "wall_s": 0.0, "tokens_per_s": None,
+               "n_params": None, **previous, "status": "failed", "error": error}
+    store.write_summary(summary)
+    print(f"{store.dir.name} failed: {error} (log: {store.log_path})")
+    return summary
+
+
 def _clear(store: RunStore) -> None:
     for path in store.dir.iterdir():
-        if path.name == ".lock":
+        if path.name in (".lock", "stdout.log"):  # the lock we hold; the runner's capture of this process
             continue
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
@@ -158,22 +178,41 @@ class _Loop:
                            best_so_far=self.best if math.isfinite(self.best) else None)
         self._summary("running")
         status, error = "running", None
+        previous_handlers = self._catch_stop_signals()
         try:
             with self.store.open_metrics() as self.metrics:
                 status = self._train()
         except KeyboardInterrupt:
             status = "interrupted"
-            self._checkpoint()
+            if not self._in_step:  # a half-applied update must not be saved; the last checkpoint stands
+                self._checkpoint()
             raise
         except Exception as exc:  # noqa: BLE001 - a crash is recorded in the run, never lost
             status, error = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
             log_file.write(traceback.format_exc())
             self.progress.message(f"{meta.name} failed: {error} (log: {self.store.log_path})")
         finally:
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
             summary = self._summary(status, error)
             self.tracker.finish(summary)
             log_file.close()
         return summary
+
+    def _catch_stop_signals(self) -> dict:
+        """Ctrl-C / SIGTERM stop the run at the next step boundary, so the checkpoint written on the way
+        out is exactly the state after a whole step (a resumed run then matches an uninterrupted one).
+        A second signal stops at once, keeping the last whole-step checkpoint."""
+        self._stop_requested, self._in_step = False, False
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def request_stop(signum, frame):  # noqa: ANN001
+            if self._stop_requested or not self._in_step:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        return {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _train(self) -> str:
         t = self.cfg.train
@@ -183,11 +222,15 @@ class _Loop:
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.rt.device)
         tick, tick_step = time.perf_counter(), self.step
         while self.step < t.max_steps:
+            if self._stop_requested:
+                raise KeyboardInterrupt
             lr = lr_at(self.step, t)
             measure = self.diag.active(self.step + 1)
+            self._in_step = True
             loss = self.step_fn(lr, measure)  # 0-dim tensor, still on the device
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
+            self._in_step = False
             at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
             if not (at_eval or self.step % self.cfg.log.log_interval == 0):
                 continue
