@@ -149,21 +149,26 @@ def attention_stats(ctx: FigureContext) -> tuple[Figure, str] | None:
         return None
     hist = _ok_history(ctx, cols)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, prefix, name in ((axes[0], "diag/attn_logit_std/", "attention logit std"),
-                             (axes[1], "diag/attn_entropy/", "attention entropy (nats)")):
+    for ax, prefix in ((axes[0], "diag/attn_logit_std/"), (axes[1], "diag/attn_entropy/")):
         hist = hist.assign(value=_mean_over(hist, prefix))
         for label in ctx.design.labels:
             mine = hist[hist["label"] == label].dropna(subset=["value"])
             if len(mine):
                 curve = mine.groupby("step")["value"].mean()
                 ax.plot(curve.index, curve.values, color=ctx.colors[label], label=label, lw=1.5)
+    _finish_pair(fig, axes, ("attention logit std", "attention entropy (nats)"))
+    return fig, CAPTIONS["attention_stats"]
+
+
+def _finish_pair(fig: Figure, axes, ylabels: tuple[str, str]) -> None:  # noqa: ANN001
+    """Two panels over training steps: labels, grid, log-scale left panel with the legend."""
+    for ax, ylabel in zip(axes, ylabels):
         ax.set_xlabel("step")
-        ax.set_ylabel(name)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    return fig, CAPTIONS["attention_stats"]
 
 
 def _early_window(ctx: FigureContext) -> int:
@@ -190,12 +195,7 @@ def early_training(ctx: FigureContext) -> tuple[Figure, str] | None:
                 ax.plot(rows["step"], rows[metric], color=ctx.colors[label], lw=0.8 if broken else 1.2,
                         ls=":" if broken else "-", alpha=0.8,
                         label=label if run == mine["run"].iloc[0] else None)
-        ax.set_xlabel("step")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-    axes[0].set_yscale("log")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    _finish_pair(fig, axes, ("diag/grad_norm", "train/loss"))
     return fig, f"{CAPTIONS['early_training']} (first {window} steps; each seed a line, dotted: broke)."
 
 
