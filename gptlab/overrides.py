@@ -95,6 +95,18 @@ def run_name(overrides: dict[str, Any], config_file: str | None = None) -> str:
     return re.sub(r"[^\w.=+-]", "_", name)
 
 
+_SEED_PART = re.compile(r"seed=?\d+")
+
+
+def label_from_name(name: str) -> str:
+    """The group a run belongs to: its name without the seed part (`post_ln-lr=0.001-seed1`,
+    `lr=0.001-seed=1` and `seed1` -> `post_ln-lr=0.001`, `lr=0.001`, `base`), so seeds average together."""
+    parts = [p for p in name.split("-") if not _SEED_PART.fullmatch(p)]
+    if len(parts) > 1 and parts[-1].isdigit():  # `-2`: a repeated sweep point, same config
+        parts = parts[:-1]
+    return "-".join(parts) or "base"
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()

@@ -39,6 +39,10 @@ def test_several_lengths_after_one_flag_or_comma_separated(runs):
     assert result.exit_code == 0, result.output
     rows = json.loads((runs / "alibi" / "length_eval.json").read_text())
     assert [r["block_size"] for r in rows] == [32, 16, 48, 64]
+    again = CliRunner().invoke(app, ["eval", str(runs / "alibi")])  # only the trained length this time
+    assert again.exit_code == 0, again.output
+    kept = json.loads((runs / "alibi" / "length_eval.json").read_text())
+    assert [r["block_size"] for r in kept] == [32, 16, 48, 64]  # earlier lengths are kept, not overwritten
 
 
 def test_learned_positions_beyond_block_size_exit_2(runs):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,11 @@ import pandas as pd
 import yaml
 
 from gptlab.config import KEY_SECTION, SECTIONS
+from gptlab.overrides import label_from_name
 
 SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
 STATUSES = ("finished", "diverged", "failed", "interrupted", "running")
 RUN_COLUMNS = ("experiment", "run", "label", "variant", "seed", "status", "source", "error", "overrides")
-_SEED_SUFFIX = re.compile(r"-seed\d+$")
 
 
 @dataclass
@@ -73,8 +73,8 @@ def sectioned(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def label_of(name: str) -> str:
-    """The group a run belongs to: its name without the `-seedN` suffix."""
-    return _SEED_SUFFIX.sub("", name)
+    """The group a run belongs to: its name without the seed part."""
+    return label_from_name(name)
 
 
 def frames_from_records(records: list[RunRecord], specs: dict[str, dict[str, Any]] | None = None) -> Store:
@@ -150,12 +150,23 @@ def load_store(root: str | Path) -> Store:
     for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         spec_path = exp_dir / "spec.yaml"
         if spec_path.is_file():
-            specs[exp_dir.name] = yaml.safe_load(spec_path.read_text(encoding="utf-8")) or {}
+            spec = _unreadable_is_skipped(spec_path, lambda: yaml.safe_load(spec_path.read_text(encoding="utf-8")))
+            specs[exp_dir.name] = spec if isinstance(spec, dict) else {}
         for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir()):
-            record = read_run_dir(run_dir, exp_dir.name)
+            record = _unreadable_is_skipped(run_dir, lambda d=run_dir: read_run_dir(d, exp_dir.name))
             if record is not None:
                 records.append(record)
     return frames_from_records(records, specs)
+
+
+def _unreadable_is_skipped(path: Path, read):  # noqa: ANN001, ANN202
+    """A file damaged outside gptlab (the store's own writes are atomic) costs that run, not the report."""
+    try:
+        return read()
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        print(f"warning: skipped {path}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+              file=sys.stderr)
+        return None
 
 
 def read_run_dir(run_dir: Path, experiment: str) -> RunRecord | None:

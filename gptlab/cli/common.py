@@ -31,6 +31,10 @@ def user_errors(fn: F) -> F:
         except UserError as err:
             print(f"error: {err.one_line()}", file=sys.stderr)
             raise typer.Exit(code=2) from None
+        except OSError as err:  # a path the user gave cannot be read or written (an --out under a file, ...)
+            where = err.filename or "a path given on the command line"
+            print(f"error: {where}: {err.strerror or err} (check the path and its permissions)", file=sys.stderr)
+            raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
 

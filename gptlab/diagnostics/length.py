@@ -7,6 +7,7 @@ L - 1 tokens of context. Batches hold about as many tokens as a training batch.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 from gptlab.dataset import eval_windows, load_data
@@ -44,5 +45,16 @@ def length_eval(run_dir: str | Path, block_sizes: list[int], device: str = "auto
         batch = max(1, cfg.train.batch_size * trained // n)
         loss = evaluate(model, val, starts, n, batch, runtime)
         results.append({"block_size": n, "val_loss": loss})
-    atomic_write_json(Path(run_dir) / "length_eval.json", results)
+    path = Path(run_dir) / "length_eval.json"
+    merged = {row["block_size"]: row for row in _previous(path)}  # earlier lengths stay; re-evaluated replace
+    merged.update({row["block_size"]: row for row in results})
+    atomic_write_json(path, [merged.pop(trained)] + [merged[n] for n in sorted(merged)])  # trained length first
     return results
+
+
+def _previous(path: Path) -> list[dict]:
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    return [r for r in rows if isinstance(r, dict) and "block_size" in r] if isinstance(rows, list) else []

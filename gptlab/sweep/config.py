@@ -6,6 +6,7 @@ file stops `gptlab sweep` before any run starts.
 from __future__ import annotations
 
 import itertools
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,9 @@ class SweepFile:
     sets: dict[str, Any] = field(default_factory=dict)
 
 
+SWEEP_NAME = re.compile(r"[A-Za-z0-9_][\w.-]*")
+
+
 def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFile:
     """Parse and validate a sweep file; `sets` (bare or dotted gptlab keys) fix values for every run."""
     path = Path(path)
@@ -59,8 +63,8 @@ def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFil
     engine = sweeps_engine()
     try:
         violations = engine.schema_violations_from_proposed_config(data)
-    except ValueError as err:  # the engine raises for a parameter that is not a mapping
-        violations = [str(err)]
+    except (ValueError, AttributeError, TypeError) as err:  # the engine raises for malformed parameters
+        violations = [str(err).splitlines()[0] or type(err).__name__]
     if violations:
         fail(f"not a valid W&B sweep: {violations[0]}", _violation_path(violations[0], data),
              "see https://docs.wandb.ai/guides/sweeps/sweep-config-keys")
@@ -68,8 +72,14 @@ def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFil
     if method not in ("grid", "random", "bayes"):
         fail(f"method '{method}' cannot run locally", ("method",), "use grid, random or bayes")
 
+    name = str(data.get("name") or path.stem)
+    if not SWEEP_NAME.fullmatch(name):
+        fail(f"invalid sweep name '{name}'", ("name",), "use letters, digits, '_', '.' and '-': it names runs/<name>/")
     params: dict[str, dict[str, Any]] = data["parameters"]
     for pname, spec in params.items():
+        if method == "grid" and "value" not in spec and "values" not in spec:
+            fail("grid search needs `values` (or `value`) for every parameter", ("parameters", pname),
+                 "list the values, or use method: random or bayes for a distribution")
         if "parameters" in spec:
             fail("nested parameters are not gptlab config keys", ("parameters", pname),
                  "use bare names such as n_layer or lr")
@@ -86,7 +96,7 @@ def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFil
 
     config, extra = _apply_sets(data, sets or {}, searched)
     _check_values(config["parameters"], fail)
-    return SweepFile(path=path, name=str(data.get("name") or path.stem), config=config, method=method,
+    return SweepFile(path=path, name=name, config=config, method=method,
                      metric=metric, goal=goal, searched=searched, extra_args=tuple(extra),
                      command=tuple(str(c) for c in data.get("command") or ()),
                      early_terminate="early_terminate" in data, sets=dict(sets or {}))
@@ -148,7 +158,8 @@ def _violation_path(message: str, data: dict[str, Any]) -> tuple[str, ...]:
     for key in data:
         if f"'{key}'" in message:
             return (str(key),)
-    for pname in data.get("parameters") or {}:
-        if pname in message:
+    params = data.get("parameters")
+    for pname in params if isinstance(params, dict) else {}:
+        if str(pname) in message:
             return ("parameters", str(pname))
     return ()

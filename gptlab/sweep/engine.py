@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import yaml
 
-from gptlab.config import SECTIONS
+from gptlab.config import SECTIONS, build_config, flatten_overrides
+from gptlab.errors import UserError
 from gptlab.overrides import format_value
 from gptlab.runner.devices import device_env, threads_per_job
 from gptlab.runner.execute import last_line, wait_or_kill
@@ -114,6 +115,7 @@ class LocalSweep:
     # ---- the loop ----
     def execute(self) -> int:
         """Run until the engine has no more points or --count runs started; exit code 0 / 1 / 130."""
+        self._check_stored_configs()
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_yaml(self.exp_dir / "sweep.yaml", dict(self.config))
         self.previous = self._load_previous()
@@ -203,7 +205,10 @@ class LocalSweep:
         """Read the run's final summary; a process that died without one is recorded here."""
         job.refresh()
         code = job.proc.returncode
-        if job.summary.get("status") in (None, "running"):
+        if code == 2 and job.summary.get("status") != "running":  # the run refused its input: never reuse
+            job.summary = {**job.summary, "status": "failed",  # an older summary as this run's result
+                           "error": last_line(job.store.dir / "stdout.log") or "bad input (exit code 2)"}
+        elif job.summary.get("status") in (None, "running"):
             stopped = interrupted or job.stopped or code in (130, -signal.SIGINT, -signal.SIGTERM)
             status = "interrupted" if stopped else "failed"
             summary = {**job.summary, "status": status}
@@ -237,6 +242,30 @@ class LocalSweep:
         return f"/{self.count}" if self.count else ""
 
     # ---- earlier invocations ----
+    def _fixed_values(self) -> dict[str, Any]:
+        """Every config key this sweep holds constant (fixed parameters and --set), typed as gptlab reads it."""
+        fixed = {k: spec["value"] for k, spec in self.config["parameters"].items() if "value" in spec}
+        flat = flatten_overrides({**fixed, **self.sweep.sets})
+        coerced = build_config(flat).flat()
+        return {k: coerced[k] for k in flat}
+
+    def _check_stored_configs(self) -> None:
+        """Runs already under this sweep's name must have been trained with the same fixed values, or the
+        sweep would count (and report) results of another setting: refuse, naming the difference."""
+        if not self.exp_dir.is_dir():
+            return
+        want = self._fixed_values()
+        for run_dir in sorted(p for p in self.exp_dir.iterdir() if p.is_dir()):
+            saved = RunStore(run_dir).config()
+            if not saved:
+                continue
+            have = {k: v for section in SECTIONS for k, v in (saved.get(section) or {}).items()}
+            changed = [f"{k}: {have.get(k)} -> {v}" for k, v in want.items() if have.get(k) != v]
+            if changed:
+                raise UserError(f"{run_dir} was trained with other fixed values ({'; '.join(changed[:3])})",
+                                source=str(self.sweep.path), key="--set",
+                                fix="use the same --set values as before, or another --runs directory")
+
     def _load_previous(self) -> list[SweepJob]:
         """Runs of this sweep already in the store, finished or failed, whose fixed parameters match: the
         engine sees them as done (a grid continues where it stopped; bayes learns from them). Interrupted

@@ -22,6 +22,7 @@ from gptlab.config import RunConfig, config_from_dict
 from gptlab.dataset import eval_windows, load_data
 from gptlab.errors import UserError
 from gptlab.model import build_model
+from gptlab.overrides import label_from_name
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from gptlab.train.device import device_label, resolve_runtime
 from gptlab.train.evaluate import evaluate
@@ -43,9 +44,8 @@ class RunMeta:
     variant: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # keys that differ from the study's base
 
-    def label(self, seed: int) -> str:
-        suffix = f"-seed{seed}"
-        return self.name[: -len(suffix)] if self.name.endswith(suffix) else self.name
+    def label(self) -> str:
+        return label_from_name(self.name)
 
 
 def run_dir_for(runs_root: Path, meta: RunMeta) -> Path:
@@ -74,7 +74,7 @@ def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool 
         if previous and previous.get("status") == "finished":
             return previous
         record = {**cfg.to_dict(),
-                  "run": {"experiment": meta.experiment, "name": meta.name, "label": meta.label(cfg.train.seed),
+                  "run": {"experiment": meta.experiment, "name": meta.name, "label": meta.label(),
                           "variant": meta.variant, "seed": cfg.train.seed, "overrides": dict(meta.overrides)},
                   "provenance": provenance(device_label(runtime.device))}
         store.write_config(record)
