@@ -107,6 +107,18 @@ def findings(table: pd.DataFrame, compare: Compare, note: str | None = None) -> 
 
 
 def headline(table: pd.DataFrame, compare: Compare, baseline_is_best: bool = False) -> str:
+    """The index line: the verdict of _verdict, plus which variants diverged (a finding in itself)."""
+    line = _verdict(table, compare, baseline_is_best)
+    broken = [f"{r['variant']} diverged in {int(r['n_diverged'])} seed{'s' if r['n_diverged'] != 1 else ''}"
+              for _, r in table.iterrows() if r.get("n_diverged", 0) > 0]
+    return f"{line} {'; '.join(broken)}." if broken else line
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _verdict(table: pd.DataFrame, compare: Compare, baseline_is_best: bool = False) -> str:
     """One line for the index: the strongest significant improvement, else the overall verdict.
 
     When the baseline was picked as the best variant (no spec baseline), nothing can beat it, so
@@ -133,10 +145,14 @@ def headline(table: pd.DataFrame, compare: Compare, baseline_is_best: bool = Fal
         return f"No variant beats {bases} on {compare.metric}; {sentence}"
     if len(compared) and compared["diff_ci_low"].isna().all():
         return (f"One seed per variant: no uncertainty can be given "
-                f"({len(compared)} comparisons on {compare.metric}).")
+                f"({_plural(len(compared), 'comparison')} on {compare.metric}).")
     if len(compared):
         bases = ", ".join(sorted(set(compared["baseline"])))
-        return f"No detectable difference from {bases} in {compare.metric} ({len(compared)} comparisons)."
+        return f"No detectable difference from {bases} in {compare.metric} ({_plural(len(compared), 'comparison')})."
     if len(table) == 1:
         return spread_sentence(table.iloc[0], compare)
+    finished = table[table["n"] > 0]
+    if len(finished):
+        return (f"Nothing to compare against: the baseline has no finished runs "
+                f"({_plural(len(finished), 'variant')} of {len(table)} finished).")
     return f"No finished runs to compare on {compare.metric}."
