@@ -149,14 +149,25 @@ def load_store(root: str | Path) -> Store:
         return frames_from_records([])
     for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         spec_path = exp_dir / "spec.yaml"
+        sweep_path = exp_dir / "sweep.yaml"  # written by `gptlab sweep`
         if spec_path.is_file():
             spec = _unreadable_is_skipped(spec_path, lambda: yaml.safe_load(spec_path.read_text(encoding="utf-8")))
             specs[exp_dir.name] = spec if isinstance(spec, dict) else {}
+        elif sweep_path.is_file():
+            sweep = _unreadable_is_skipped(sweep_path, lambda: yaml.safe_load(sweep_path.read_text(encoding="utf-8")))
+            specs[exp_dir.name] = spec_from_sweep(sweep) if isinstance(sweep, dict) else {}
         for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir()):
             record = _unreadable_is_skipped(run_dir, lambda d=run_dir: read_run_dir(d, exp_dir.name))
             if record is not None:
                 records.append(record)
     return frames_from_records(records, specs)
+
+
+def spec_from_sweep(sweep: dict[str, Any]) -> dict[str, Any]:
+    """A sweep file in spec terms: its description, and its metric and goal as what the report compares."""
+    metric = sweep.get("metric") if isinstance(sweep.get("metric"), dict) else {}
+    return {"name": sweep.get("name"), "description": sweep.get("description"),
+            "compare": {"metric": metric.get("name", "val/loss"), "goal": metric.get("goal", "minimize")}}
 
 
 def _unreadable_is_skipped(path: Path, read):  # noqa: ANN001, ANN202
