@@ -28,6 +28,16 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: f
                           text=True, timeout=timeout)
 
 
+def assert_user_error(out: subprocess.CompletedProcess, *needles: str) -> None:
+    """Bad input: exit code 2, exactly one line on stderr, no traceback, every needle in that line."""
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """One finished tiny run (60 steps) shared by the sampling and loading tests."""

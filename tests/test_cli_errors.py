@@ -1,16 +1,7 @@
 """Bad input: one clear line on stderr naming the file/key and the fix, exit code 2, nothing written."""
 import pytest
 
-from tests.conftest import cli, tiny_args
-
-
-def _assert_user_error(out, *needles):
-    assert out.returncode == 2, (out.stdout, out.stderr)
-    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, out.stderr
-    assert "Traceback" not in out.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+from tests.conftest import assert_user_error, cli, tiny_args
 
 
 @pytest.mark.parametrize("override,needles", [
@@ -25,7 +16,7 @@ def _assert_user_error(out, *needles):
 def test_bad_overrides(tmp_path, override, needles):
     args = tiny_args(n_embd=12, n_head=4) if override.startswith("pos_encoding") else tiny_args()
     out = cli("train", *args, override, "--runs", str(tmp_path / "runs"), "--wandb", "disabled")
-    _assert_user_error(out, *needles)
+    assert_user_error(out, *needles)
     assert not (tmp_path / "runs").exists()
 
 
@@ -33,7 +24,7 @@ def test_empty_data_file(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     out = cli("train", *tiny_args(), f"data.path={empty}", "--runs", str(tmp_path / "runs"))
-    _assert_user_error(out, "empty")
+    assert_user_error(out, "empty")
     assert not (tmp_path / "runs").exists()
 
 
@@ -41,13 +32,13 @@ def test_bad_config_file_names_file_and_line(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("model:\n  n_layer: 2\ntrain:\n  lr: fast\n")
     out = cli("train", str(config), "--runs", str(tmp_path / "runs"))
-    _assert_user_error(out, f"{config}:4", "lr", "number")
+    assert_user_error(out, f"{config}:4", "lr", "number")
     malformed = tmp_path / "malformed.yaml"
     malformed.write_text("model: {n_layer: 2\n")
-    _assert_user_error(cli("train", str(malformed), "--runs", str(tmp_path / "runs")), str(malformed), "YAML")
-    _assert_user_error(cli("train", str(tmp_path / "missing.yaml")), "missing.yaml", "not found")
+    assert_user_error(cli("train", str(malformed), "--runs", str(tmp_path / "runs")), str(malformed), "YAML")
+    assert_user_error(cli("train", str(tmp_path / "missing.yaml")), "missing.yaml", "not found")
     assert not (tmp_path / "runs").exists()
 
 
 def test_generate_on_a_missing_run(tmp_path):
-    _assert_user_error(cli("generate", str(tmp_path / "nope")), "no checkpoint")
+    assert_user_error(cli("generate", str(tmp_path / "nope")), "no checkpoint")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from test_analysis_store import ALIBI, LEARNED, ROPE, SINUSOIDAL, make_ablation_store, write_run, write_spec
+from test_analysis_store import LEARNED, ROPE, SINUSOIDAL, make_ablation_store, write_run, write_spec
 
 from gptlab.analysis.findings import findings, headline
 from gptlab.analysis.load import load_store
