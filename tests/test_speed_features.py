@@ -1,5 +1,6 @@
 """Every speed feature has an off switch, and switching it gives the same training on the same seed."""
 import json
+import math
 
 import pytest
 import torch
@@ -15,15 +16,20 @@ from tests.conftest import TINY, cli, tiny_args
 CUDA = torch.cuda.is_available()
 
 
-def losses(**changes) -> list[float]:
-    """Six real training steps of a tiny model; the losses as floats."""
+def train_step(**changes) -> TrainStep:
+    """The trainer's own step for a tiny real model (2 layers, 32 wide), seeded."""
     cfg = build_config({**TINY, "n_layer": 2, "n_embd": 32, "wandb": "disabled", "diagnostics": "off", **changes})
     data = load_data(cfg.data, cfg.model.block_size)
     cfg = cfg.replace(vocab_size=data.tokenizer.vocab_size)
     runtime = resolve_runtime(cfg.train)
     torch.manual_seed(0)
     model = build_model(cfg.model).to(runtime.device)
-    step = TrainStep(cfg, model, runtime, data.train.to(runtime.device))
+    return TrainStep(cfg, model, runtime, data.train.to(runtime.device))
+
+
+def losses(**changes) -> list[float]:
+    """Six real training steps of a tiny model; the losses as floats."""
+    step = train_step(**changes)
     return [step(1e-2).item() for _ in range(6)]
 
 
@@ -36,8 +42,6 @@ def test_cpu_defaults_are_the_plain_path():
 @pytest.mark.parametrize("on,off", [
     ({"attn_backend": "fused"}, {"attn_backend": "manual"}),
     ({"fused_adamw": True}, {"fused_adamw": False}),
-    ({"device_sampling": True}, {"device_sampling": False}),
-    ({"diagnostics": "basic", "log_interval": 2}, {"diagnostics": "off"}),
 ])
 def test_feature_on_and_off_train_the_same(on, off):
     assert losses(**on) == pytest.approx(losses(**off), rel=1e-4, abs=1e-5)
@@ -58,18 +62,66 @@ def test_cuda_graphs_train_the_same():
         pytest.approx(losses(compile=True, cuda_graphs=False, device="cuda"), rel=1e-3, abs=1e-3)
 
 
+def test_diagnostics_on_and_off_train_the_same():
+    """The trainer's schedule: measure on log steps only. On: hooks fire and metrics appear; off: nothing."""
+    results = {}
+    for level in ("basic", "off"):
+        step = train_step(diagnostics=level, log_interval=2)
+        measured, row_losses, rows = [], [], []
+        for n in range(1, 7):
+            measure = step.diag.active(n)
+            measured.append(measure)
+            row_losses.append(step(1e-2, measure=measure).item())
+            if measure:
+                rows.append(step.diag.collect())
+        for block in step.model.blocks:  # everything switched off again after a measured step
+            assert not block._forward_hooks and not block.attn.record_stats and block.attn.last_attn is None
+        results[level] = (measured, row_losses, rows)
+    measured, on_losses, rows = results["basic"]
+    assert measured == [False, True] * 3 and len(rows) == 3
+    T = TINY["block_size"]
+    for row in rows:
+        assert row["diag/grad_norm"] > 0
+        for i in range(2):
+            assert row[f"diag/act_rms/block_{i}"] > 0 and row[f"diag/update_ratio/block_{i}"] > 0
+            assert 0 < row[f"diag/attn_entropy/block_{i}"] < math.log(T)
+            assert row[f"diag/attn_logit_std/block_{i}"] > 0
+    assert results["off"][0] == [False] * 6 and results["off"][2] == []
+    assert on_losses == pytest.approx(results["off"][1], rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.skipif(not CUDA, reason="on CPU, device_sampling=true and false both draw from the same CPU "
+                                     "generator: there is no second path to compare")
+def test_device_sampling_on_and_off_train_alike():
+    on, off = train_step(device="cuda", device_sampling=True), train_step(device="cuda", device_sampling=False)
+    assert on.sampler.generator.device.type == "cuda" and off.sampler.generator.device.type == "cpu"
+    a, b = [on(1e-2).item() for _ in range(20)], [off(1e-2).item() for _ in range(20)]
+    assert a[0] == pytest.approx(b[0], abs=0.05)   # other batches, the same model at init
+    assert a[-1] < a[0] - 0.5 and b[-1] < b[0] - 0.5 and a[-1] == pytest.approx(b[-1], abs=0.15)
+
+
+@pytest.mark.skipif(not CUDA, reason="on CPU, device_sampling=true and false both draw from the same CPU "
+                                     "generator: there is no second distribution to compare")
 def test_device_sampler_draws_uniform_windows_like_the_plain_one():
     data = torch.arange(1000)
-    device = "cuda" if CUDA else "cpu"
     draws = {}
     for on_device in (True, False):
-        sampler = BatchSampler(data.to(device), batch_size=500, block_size=8, seed=0, on_device=on_device)
+        sampler = BatchSampler(data.to("cuda"), batch_size=500, block_size=8, seed=0, on_device=on_device)
+        assert sampler.generator.device.type == ("cuda" if on_device else "cpu")
         starts = torch.cat([sampler()[0][:, 0].cpu() for _ in range(40)])  # 20,000 window starts
         x, y = sampler()
-        assert x.device.type == device and torch.equal(x[:, 1:], y[:, :-1]) and torch.equal(y[:, 0], x[:, 0] + 1)
+        assert x.device.type == "cuda" and torch.equal(x[:, 1:], y[:, :-1]) and torch.equal(y[:, 0], x[:, 0] + 1)
         draws[on_device] = starts.numpy()
         assert stats.kstest(starts.numpy() / 992, "uniform").pvalue > 1e-3
     assert stats.ks_2samp(draws[True], draws[False]).pvalue > 1e-3
+
+
+def test_cpu_sampler_draws_uniform_shifted_windows():
+    sampler = BatchSampler(torch.arange(1000), batch_size=500, block_size=8, seed=0, on_device=False)
+    starts = torch.cat([sampler()[0][:, 0] for _ in range(40)])  # 20,000 window starts
+    x, y = sampler()
+    assert torch.equal(x[:, 1:], y[:, :-1]) and torch.equal(y[:, 0], x[:, 0] + 1)
+    assert stats.kstest(starts.numpy() / 992, "uniform").pvalue > 1e-3
 
 
 def test_bench_runs_on_cpu_and_writes_json(tmp_path):
