@@ -3,10 +3,12 @@ import json
 import math
 
 import pytest
+import torch
 import yaml
 
 from gptlab.config import build_config
 from gptlab.train import RunMeta, run_training
+from gptlab.train.checkpoint import load_checkpoint
 from gptlab.train.optim import lr_at
 from tests.conftest import TINY
 
@@ -90,7 +92,26 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr():
 
 
 def test_grad_accumulation_matches_one_big_batch(tmp_path):
-    a = run_training(tiny(batch_size=8, grad_accum=2, max_steps=10, eval_interval=10), tmp_path, RunMeta(name="acc"))
-    b = run_training(tiny(batch_size=8, grad_accum=1, max_steps=10, eval_interval=10), tmp_path, RunMeta(name="one"))
-    assert a["status"] == b["status"] == "finished"
-    assert a["tokens_per_s"] and a["final_val_loss"] != b["final_val_loss"]
+    """2 micro-batches of 8 draw the same 16 windows as one batch of 16 (one generator), and the mean of
+    the two halves' mean losses is the mean over 16: the same update, up to float summation order."""
+    def train(name, **changes):
+        summary = run_training(tiny(max_steps=10, eval_interval=5, log_interval=1, **changes), tmp_path,
+                               RunMeta(name=name))
+        assert summary["status"] == "finished"
+        run_dir = tmp_path / "adhoc" / name
+        weights = load_checkpoint(run_dir / "checkpoint.pt")["model"]
+        return summary, [r["train/loss"] for r in rows(run_dir) if "train/loss" in r], weights
+
+    # eval windows = eval_steps x batch_size: 32 on every side, so val losses score the same text
+    acc, acc_losses, acc_w = train("acc", batch_size=8, grad_accum=2, eval_steps=4)
+    big, big_losses, big_w = train("big", batch_size=16, grad_accum=1, eval_steps=2)
+    small, _, small_w = train("small", batch_size=8, grad_accum=1, eval_steps=4)
+    assert len(acc_losses) == len(big_losses) == 10
+    assert acc_losses == pytest.approx(big_losses, abs=1e-5)
+    assert acc["final_val_loss"] == pytest.approx(big["final_val_loss"], abs=1e-5)
+    assert acc_w.keys() == big_w.keys()
+    for name in acc_w:
+        torch.testing.assert_close(acc_w[name], big_w[name], rtol=0, atol=1e-5, msg=name)
+    # the comparison can tell batch sizes apart: half the batch is a different run
+    assert abs(small["final_val_loss"] - big["final_val_loss"]) > 1e-3
+    assert max((small_w[n] - big_w[n]).abs().max().item() for n in big_w) > 1e-3
