@@ -88,14 +88,40 @@ def test_bias_false_leaves_no_bias_parameters():
     assert any(n.endswith("bias") for n, _ in model(bias=True).named_parameters())
 
 
-@pytest.mark.parametrize("kw", [{}, dict(norm="rmsnorm", activation="swiglu", pos_encoding="learned", bias=True)])
+@pytest.mark.parametrize("kw", [{}, dict(norm="rmsnorm", activation="swiglu", pos_encoding="learned", bias=True),
+                                dict(pos_encoding="sinusoidal", tie_weights=False, bias=True, norm_placement="post")])
 def test_weight_decay_split_is_matrices_vs_gains_and_biases(kw):
+    """build_optimizer's groups: Linear and Embedding weights decay; biases and norm gains do not; every
+    parameter (a tied one once) in exactly one group; and a zero-gradient step only decays the first group."""
+    from gptlab.config import build_config
+    from gptlab.train.optim import build_optimizer
+
     m = model(**kw)
-    for name, p in m.named_parameters():
-        if p.dim() >= 2:
-            assert name.endswith("weight") and "norm" not in name, name
-        else:
-            assert name.endswith("bias") or "norm" in name, name
+    expected_decay, expected_plain = set(), set()
+    for module in m.modules():
+        for pname, p in module.named_parameters(recurse=False):
+            if isinstance(module, (nn.Linear, nn.Embedding)) and pname == "weight":
+                expected_decay.add(id(p))
+            elif isinstance(module, nn.Linear) and pname == "bias" or isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
+                expected_plain.add(id(p))
+            else:
+                raise AssertionError(f"no decay rule for {type(module).__name__}.{pname}")
+    train = build_config({"weight_decay": 0.1, "lr": 0.5}).train
+    opt = build_optimizer(m, train)
+    decay, plain = opt.param_groups
+    ids = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(m.parameters()))  # each once, nothing left out
+    assert {id(p) for p in decay["params"]} == expected_decay and decay["weight_decay"] == 0.1
+    assert {id(p) for p in plain["params"]} == expected_plain and plain["weight_decay"] == 0.0
+    if kw.get("bias"):
+        assert any(p.dim() == 1 for p in plain["params"]) and len(expected_plain) > 2 * m.config.n_layer
+    before = {id(p): p.detach().clone() for p in m.parameters()}
+    for p in m.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # zero gradient: Adam's update is 0, only decoupled weight decay moves weights
+    for p in m.parameters():
+        factor = 1 - 0.5 * 0.1 if id(p) in expected_decay else 1.0
+        torch.testing.assert_close(p.detach(), before[id(p)] * factor)
 
 
 def test_init_follows_nanogpt():
