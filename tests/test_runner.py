@@ -193,15 +193,34 @@ time.sleep(60)
     assert not RunStore(runs / "mini" / "rope-seed1").is_locked()
 
 
-def test_jobs_auto_sizes_from_memory(tmp_path):
-    from gptlab.runner.packing import auto_jobs, run_memory_mb
+def test_jobs_auto_sizes_from_memory(tmp_path, monkeypatch):
+    import torch
+
+    from gptlab.runner import packing
+    from gptlab.runner.packing import MAX_PER_GPU, MEMORY_HEADROOM, auto_jobs, run_memory_mb
     from gptlab.runner.spec import load_spec
 
     small = load_spec(write_spec(tmp_path))
     big = load_spec(write_spec(tmp_path, {**SPEC, "base": {**TINY, "n_embd": 256, "n_layer": 4, "batch_size": 64}},
                                name="big.yaml"))
-    assert run_memory_mb(big.runs[0].config) > 10 * run_memory_mb(small.runs[0].config) > 0
-    assert auto_jobs(small, ["cpu"]) >= 1
+    big_mb = max(run_memory_mb(run.config) for run in big.runs)
+    assert big_mb > 10 * max(run_memory_mb(run.config) for run in small.runs) > 0
+    # CPU: one run per 4 cores, at least one
+    for cores, jobs in ((16, 4), (7, 1), (2, 1), (None, 1)):
+        monkeypatch.setattr(packing.os, "cpu_count", lambda cores=cores: cores)
+        assert auto_jobs(small, ["cpu"]) == jobs
+    # GPUs: free memory is the one hardware fact given; how many runs fit follows from the estimate
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    gpu = load_spec(write_spec(tmp_path, {**SPEC, "base": {**TINY, "n_embd": 256, "n_layer": 4, "batch_size": 64,
+                                                           "device": "cuda", "dtype": "float32"}}, name="gpu.yaml"))
+    need_mb = max(run_memory_mb(run.config) for run in gpu.runs) + 500  # + the CUDA context of each process
+    free = {0: 3.5 * need_mb / MEMORY_HEADROOM, 1: 10 * 3.5 * need_mb / MEMORY_HEADROOM}  # MiB
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (int(free[i] * 2**20), int(80e9)))
+    assert auto_jobs(gpu, ["0"]) == 3                 # 3.5 runs' worth of memory: 3 runs
+    assert auto_jobs(gpu, ["0", "1"]) == 2 * 3        # the fuller GPU sets the pace for both
+    assert auto_jobs(gpu, ["1"]) == min(MAX_PER_GPU, 35) == MAX_PER_GPU
+    free[0] = 0.5 * need_mb / MEMORY_HEADROOM
+    assert auto_jobs(gpu, ["0"]) == 1                 # not even one fits: still one at a time
 
 
 def test_set_seed_is_refused_because_seeds_belong_to_the_spec(tmp_path):
