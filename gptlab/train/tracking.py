@@ -1,5 +1,10 @@
 """Weights & Biases tracking through its real client, imported lazily so `--wandb disabled` needs none.
 
+What W&B shows equals what the run store holds: metrics are defined at init (every series against the
+training `step`; `val/loss` summarised by its minimum), each history row is committed as it is logged,
+and the summary is written after the last row, so W&B's summary equals summary.json for every key both
+carry. A resumed run continues its W&B run (one id) and never sends a step twice.
+
 A W&B failure (no network, bad key, missing package) is reported once and turns tracking off; the
 local run store never loses a row because of it.
 """
@@ -11,6 +16,11 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+
+# (metric glob, summary) defined at init, all against the training step; None keeps W&B's default (last)
+METRICS = (("train/*", None), ("val/*", None), ("val/loss", "min"), ("best_val_loss", None), ("lr", None),
+           ("tokens_per_s", None))
+STEP_METRIC = "step"
 
 
 def has_credentials() -> bool:
@@ -47,6 +57,10 @@ def joins_existing_run() -> bool:
     return in_sweep_agent() or bool(os.environ.get("WANDB_RUN_ID"))
 
 
+def under_slurm() -> bool:
+    return bool(os.environ.get("SLURM_JOB_ID"))
+
+
 def running_best(best: float | None, row: dict[str, Any]) -> float | None:
     """The best validation loss so far after `row` (None before the first eval)."""
     val = row.get("val/loss")
@@ -61,6 +75,14 @@ def stable_run_id(experiment: str, name: str, run_dir: Path) -> str:
     return digest[:16]
 
 
+def wandb_exit_code(status: str) -> int:
+    """The exit code W&B records: a diverged run under an agent is a result (the sweep learns that region
+    is bad), not a crash counted toward the agent's failure limit."""
+    if status == "finished" or (status == "diverged" and in_sweep_agent()):
+        return 0
+    return 1
+
+
 class Tracker:
     """Logs to W&B if enabled; every call is a no-op after the first failure."""
 
@@ -69,17 +91,21 @@ class Tracker:
         self.run: Any = None
         self._warned = False
         self._best: float | None = None
+        self._sent_up_to = -1  # W&B already holds every step <= this (earlier segments of a resumed run)
 
     def start(self, *, project: str, entity: str | None, experiment: str, name: str, variant: str | None,
-              tags: list[str], config: dict[str, Any], run_dir: Path, resume: bool,
-              best_so_far: float | None = None) -> None:
+              label: str | None = None, tags: list[str], config: dict[str, Any], run_dir: Path, resume: bool,
+              best_so_far: float | None = None, stored: list[dict[str, Any]] = ()) -> None:
+        """`stored`: a resumed run's metrics.jsonl rows up to its checkpoint; those W&B lacks (a killed run's
+        last rows never reached its log) are sent first, so W&B's history equals the store's."""
         self._best = best_so_far  # a resumed run's running best continues from its checkpoint
         if self.mode == "disabled":
             return
         try:
             import wandb
 
-            kwargs: dict[str, Any] = dict(group=experiment, job_type=variant, tags=tags, config=config,
+            # group = experiment and job_type = variant (else the seedless label), so W&B groups seeds
+            kwargs: dict[str, Any] = dict(group=experiment, job_type=variant or label, tags=tags, config=config,
                                           dir=str(run_dir), mode=self.mode)
             if not in_sweep_agent():  # in a sweep the agent's run fixes project and entity
                 kwargs.update(project=project, entity=entity)
@@ -88,8 +114,36 @@ class Tracker:
                               resume="allow" if resume else None)
             # the agent's sweep parameters (flat `n_layer`) land in the config beside our sectioned copy
             self.run = wandb.init(**kwargs, settings=wandb.Settings(silent=True, console="off"))
+            self._define_metrics()
+            self._sent_up_to = self._already_sent(resume)
+            if stored:
+                self._best = None
+                for row in stored:
+                    self.log(row)
+                self._best = running_best(self._best, {"val/loss": best_so_far})
         except Exception as exc:  # noqa: BLE001 - any W&B problem must not stop training
             self._fail(exc)
+
+    def _define_metrics(self) -> None:
+        self.run.define_metric(STEP_METRIC, hidden=True)
+        for pattern, summary in METRICS:
+            self.run.define_metric(pattern, step_metric=STEP_METRIC, summary=summary)
+
+    def _already_sent(self, resume: bool) -> int:
+        """The last step W&B holds: the server's (online resume), or the last one in the run's earlier offline
+        segments (a killed run's log ends where its last write did), so the rows a resumed run replays after
+        its checkpoint reach W&B once."""
+        if not resume:
+            return -1
+        sent = int(getattr(self.run, "starting_step", 0) or 0) - 1
+        if self.mode == "offline":
+            from gptlab.wandb_log import last_history_step, offline_logs
+
+            this = Path(self.run.dir).parent  # wandb/offline-run-<time>-<id>/files -> this start's folder
+            for log in offline_logs(this.parent):
+                if log.parent != this and log.name == f"run-{self.run.id}.wandb":
+                    sent = max(sent, last_history_step(log))
+        return sent
 
     def log(self, row: dict[str, Any]) -> None:
         if self.run is None:
@@ -98,20 +152,35 @@ class Tracker:
         self._best = running_best(self._best, row)
         if "val/loss" in row and self._best is not None:
             row = {**row, "best_val_loss": self._best}
+        step = int(row["step"])
+        if step <= self._sent_up_to:
+            return
         try:
-            self.run.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+            # committed now (not at the next step or at finish), so the summary written last is final
+            self.run.log({k: v for k, v in row.items() if v is not None}, step=step, commit=True)
+            self._sent_up_to = step
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def mark_preempting(self) -> None:
+        """Slurm is stopping this job (SIGTERM before a requeue): W&B marks the run preempting, not failed,
+        and an agent's sweep requeues it; the next start resumes it from its checkpoint."""
+        if self.run is None:
+            return
+        try:
+            self.run.mark_preempting()
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 
     def finish(self, summary: dict[str, Any]) -> None:
+        """Write summary.json's fields to the W&B summary, after every history row, and close the run."""
         if self.run is None:
             return
         try:
             for key, value in summary.items():
                 if value is not None:
                     self.run.summary[key] = value
-            exit_code = 0 if summary.get("status") == "finished" else 1
-            self.run.finish(exit_code=exit_code)  # wandb 0.31 has no quiet=
+            self.run.finish(exit_code=wandb_exit_code(str(summary.get("status"))))  # wandb 0.31 has no quiet=
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
         self.run = None
