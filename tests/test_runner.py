@@ -171,13 +171,13 @@ def test_every_shipped_spec_passes_dry_run(tmp_path):
 def test_a_run_locked_by_another_process_is_skipped(tmp_path):
     from gptlab.runner.execute import plan
     from gptlab.runner.spec import load_spec
-    from gptlab.train.store import RunStore
+    from gptlab.store import RunStore
 
     spec = load_spec(write_spec(tmp_path))
     runs = tmp_path / "runs"
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import time
-from gptlab.train.store import RunStore
+from gptlab.store import RunStore
 lock = RunStore({str(runs / 'mini' / 'rope-seed1')!r}).lock()
 print('locked', flush=True)
 time.sleep(60)

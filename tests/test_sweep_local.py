@@ -86,7 +86,7 @@ def test_engine_sees_each_runs_metrics_and_hyperband_stops_the_worst(tmp_path: P
     """No subprocess: runs as the store holds them -> SweepRuns the engine reads (summary and history)."""
     from gptlab.sweep.config import load_sweep, sweeps_engine
     from gptlab.sweep.engine import SweepJob
-    from gptlab.train.store import RunStore
+    from gptlab.store import RunStore
 
     sweep = load_sweep(write_sweep(tmp_path, "hb", method="bayes", early_terminate={
         "type": "hyperband", "min_iter": 2, "eta": 2}, parameters={

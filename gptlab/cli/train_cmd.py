@@ -14,7 +14,7 @@ from gptlab.errors import UserError
 from gptlab.overrides import parse_overrides, resolve, run_name
 from gptlab.sweep.agent import agent_identity
 from gptlab.train import RunMeta, run_training
-from gptlab.train.store import RunLocked
+from gptlab.store import RunLocked
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ANN001

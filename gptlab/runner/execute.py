@@ -19,7 +19,7 @@ import yaml
 from gptlab.errors import UserError
 from gptlab.runner.devices import device_env, threads_per_job
 from gptlab.runner.spec import PlannedRun, Spec
-from gptlab.train.store import RunStore
+from gptlab.store import RunStore
 from gptlab.yamlio import atomic_write_yaml
 
 BAD = ("failed", "diverged")

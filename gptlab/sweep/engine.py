@@ -25,7 +25,7 @@ from gptlab.runner.devices import device_env, threads_per_job
 from gptlab.runner.execute import last_line, wait_or_kill
 from gptlab.sweep.command import agent_argv, plain, run_env, sweep_run_name
 from gptlab.sweep.config import SweepFile, sweeps_engine
-from gptlab.train.store import RunStore
+from gptlab.store import RunStore
 from gptlab.train.tracking import running_best
 from gptlab.yamlio import atomic_write_text, atomic_write_yaml
 

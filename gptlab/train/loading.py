@@ -12,7 +12,7 @@ from gptlab.dataset import CharTokenizer
 from gptlab.errors import UserError
 from gptlab.model import build_model
 from gptlab.train.checkpoint import load_checkpoint
-from gptlab.train.store import RunStore
+from gptlab.store import RunStore
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from gptlab.train.optim import lr_at
 from gptlab.train.progress import ProgressPrinter
 from gptlab.train.provenance import provenance
 from gptlab.train.step import TrainStep
-from gptlab.train.store import RunStore
+from gptlab.store import RunStore
 from gptlab.train.tracking import Tracker
 
 # the ablation switches that become W&B tags

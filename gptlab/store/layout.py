@@ -1,0 +1,35 @@
+"""What a run directory holds: file names, the run statuses and the summary fields (CONTRACT's run store).
+
+Every module that names a store file, a status or a summary field imports it from here.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+CONFIG_FILE = "config.yaml"        # the resolved config plus `run:` and `provenance:`
+METRICS_FILE = "metrics.jsonl"     # one JSON object per logged step
+SUMMARY_FILE = "summary.json"      # status and the SUMMARY_FIELDS
+CHECKPOINT_FILE = "checkpoint.pt"  # enough to resume and to generate
+TRAIN_LOG = "train.log"            # the trainer's progress lines and tracebacks
+STDOUT_LOG = "stdout.log"          # a job pool's capture of the `gptlab train` process
+LOCK_FILE = ".lock"                # held (flock) by the process that owns the run
+SPEC_COPY = "spec.yaml"            # runs/<experiment>/spec.yaml: the spec a study ran
+SWEEP_COPY = "sweep.yaml"          # runs/<experiment>/sweep.yaml: the sweep file a local sweep ran
+
+
+class Status(StrEnum):
+    """A run's `status` in summary.json. A str: compares and serialises as its value."""
+
+    running = "running"
+    finished = "finished"
+    failed = "failed"
+    diverged = "diverged"
+    interrupted = "interrupted"
+
+
+# the run ended and produced no usable result; `--rerun failed` retrains these
+UNSUCCESSFUL = frozenset({Status.failed, Status.diverged})
+# nothing more will happen to the run unless someone reruns it
+ENDED = frozenset({Status.finished, Status.failed, Status.diverged})
+
+SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
