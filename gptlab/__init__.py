@@ -9,4 +9,12 @@ def build_model(config):  # noqa: ANN001, ANN201 - re-exported, typed in gptlab.
     return _build(config)
 
 
-__all__ = ["__version__", "build_model"]
+def __getattr__(name: str):  # noqa: ANN202 - lazy: pandas loads only when a notebook asks for runs
+    if name in ("load_runs", "load_history"):
+        from gptlab.analysis import load
+
+        return getattr(load, name)
+    raise AttributeError(f"module 'gptlab' has no attribute '{name}'")
+
+
+__all__ = ["__version__", "build_model", "load_history", "load_runs"]

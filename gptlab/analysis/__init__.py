@@ -5,14 +5,14 @@ its import light so the CLI stays fast.
 """
 from __future__ import annotations
 
-__all__ = ["load_store", "write_reports"]
+__all__ = ["load_history", "load_runs", "load_store", "write_reports"]
 
 
 def __getattr__(name: str):  # lazy: pandas/matplotlib load only when used
-    if name == "load_store":
-        from gptlab.analysis.load import load_store
+    if name in ("load_store", "load_runs", "load_history"):
+        from gptlab.analysis import load
 
-        return load_store
+        return getattr(load, name)
     if name == "write_reports":
         from gptlab.analysis.report import write_reports
 

@@ -1,8 +1,10 @@
 """Run store (or W&B) -> two tidy DataFrames: one row per run, one row per (run, step).
 
-Every source (local store, W&B API, W&B offline files) is first turned into `RunRecord`s, so the
-report code sees one shape no matter where a sweep ran. Runs that failed, diverged or were
-interrupted are kept with their status; the statistics decide what to do with them.
+The notebook API is `gptlab.load_runs` and `gptlab.load_history` (both here); `gptlab report` loads
+through the same `load`, so a notebook, the report and W&B show the same numbers. Every source (local
+store, W&B API, W&B offline files) is first turned into `RunRecord`s, so a run has the same columns and
+values wherever it was read from. Runs that failed, diverged or were interrupted are kept with their
+status; the statistics decide what to do with them.
 """
 from __future__ import annotations
 
@@ -17,11 +19,17 @@ import pandas as pd
 import yaml
 
 from gptlab.config import KEY_SECTION, SECTIONS
+from gptlab.errors import UserError
 from gptlab.overrides import label_from_name
 
 SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
 STATUSES = ("finished", "diverged", "failed", "interrupted", "running")
 RUN_COLUMNS = ("experiment", "run", "label", "variant", "seed", "status", "source", "error", "overrides")
+# the identifying columns every history row carries
+ID_COLUMNS = ("experiment", "run", "variant", "label", "seed")
+# what summary.json holds besides `status` and `error`; a W&B summary also holds each series' last value,
+# which is history, not a summary field
+SUMMARY_KEYS = SUMMARY_FIELDS + ("device",)
 
 
 @dataclass
@@ -93,6 +101,9 @@ def frames_from_records(records: list[RunRecord], specs: dict[str, dict[str, Any
         }
         for key in SUMMARY_FIELDS:
             row[key] = _number(rec.summary.get(key))
+        for key in SUMMARY_KEYS[len(SUMMARY_FIELDS):]:
+            if rec.summary.get(key) is not None:
+                row[key] = rec.summary[key]
         for section, values in rec.config.items():
             for key, value in values.items():
                 config_keys.setdefault(key, section)
@@ -110,7 +121,61 @@ def frames_from_records(records: list[RunRecord], specs: dict[str, dict[str, Any
         columns=["experiment", "run", "step"])
     if len(history):
         history = history.sort_values(["experiment", "run", "step"], kind="stable").reset_index(drop=True)
-    return Store(runs, history, dict(specs or {}), config_keys)
+    return Store(runs, with_ids(history, runs), dict(specs or {}), config_keys)
+
+
+def with_ids(history: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """History rows with each run's identifying columns (variant, label, seed) first."""
+    ids = runs[list(ID_COLUMNS)].drop_duplicates(["experiment", "run"]) if len(runs) else pd.DataFrame(
+        columns=list(ID_COLUMNS))
+    history = history.drop(columns=[c for c in ID_COLUMNS[2:] if c in history.columns])
+    merged = history.merge(ids, on=["experiment", "run"], how="left", sort=False)
+    return merged[list(ID_COLUMNS) + [c for c in merged.columns if c not in ID_COLUMNS]]
+
+
+def load(runs: str | Path | None = "runs", experiments: list[str] | str | None = None,
+         wandb_dir: str | Path | None = None, wandb: str | None = None) -> Store:
+    """The run store at `runs` (None: none), plus W&B offline runs under `wandb_dir` and the runs of the
+    W&B project `wandb` ("ENTITY/PROJECT", public API), merged; a run found twice keeps its first
+    source in that order. `experiments` keeps only those."""
+    stores = []
+    if runs is not None:
+        stores.append(load_store(runs))
+    if wandb_dir is not None:
+        from gptlab.analysis.wandb_load import load_wandb_offline
+
+        if not Path(wandb_dir).exists():
+            raise UserError("W&B directory not found", source=str(wandb_dir), fix="check the W&B directory path")
+        stores.append(load_wandb_offline(wandb_dir))
+    if wandb is not None:
+        from gptlab.analysis.wandb_load import load_wandb_project
+
+        if str(wandb).count("/") != 1:
+            raise UserError(f"expected ENTITY/PROJECT, got '{wandb}'", key="--wandb-project",
+                            fix="for example --wandb-project myteam/gptlab")
+        stores.append(load_wandb_project(str(wandb)))
+    store = merge_stores(stores)
+    if experiments is not None:
+        wanted = [experiments] if isinstance(experiments, str) else list(experiments)
+        runs_f = store.runs[store.runs["experiment"].isin(wanted)].reset_index(drop=True)
+        hist_f = store.history[store.history["experiment"].isin(wanted)].reset_index(drop=True)
+        store = Store(runs_f, hist_f, {k: v for k, v in store.specs.items() if k in wanted}, store.config_keys)
+    return store
+
+
+def load_runs(runs: str | Path | None = "runs", experiments: list[str] | str | None = None,
+              wandb_dir: str | Path | None = None, wandb: str | None = None) -> pd.DataFrame:
+    """One row per run: experiment, run, variant, label (the run without its seed), seed, status, every
+    config leaf under its bare name (`lr`, `n_layer`), every summary field (`best_val_loss`, `steps`,
+    `tokens_per_s`, ...). Sources as in `load`: the store, W&B offline directories, a W&B project."""
+    return load(runs, experiments, wandb_dir, wandb).runs
+
+
+def load_history(runs: str | Path | None = "runs", experiments: list[str] | str | None = None,
+                 wandb_dir: str | Path | None = None, wandb: str | None = None) -> pd.DataFrame:
+    """One row per (run, step): experiment, run, variant, label, seed, step and every logged metric
+    (`train/loss`, `val/loss` on eval steps, `lr`, `tokens_per_s`, diagnostics)."""
+    return load(runs, experiments, wandb_dir, wandb).history
 
 
 def merge_stores(stores: list[Store]) -> Store:
@@ -132,6 +197,8 @@ def merge_stores(stores: list[Store]) -> Store:
     runs = pd.concat(run_parts, ignore_index=True)
     runs = runs.sort_values(["experiment", "run"], kind="stable").reset_index(drop=True)
     history = pd.concat(history_parts, ignore_index=True) if history_parts else stores[0].history
+    if len(history):
+        history = history.sort_values(["experiment", "run", "step"], kind="stable").reset_index(drop=True)
     specs: dict[str, dict[str, Any]] = {}
     keys: dict[str, str] = {}
     for s in stores:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from gptlab.analysis.design import Design, design_of
 from gptlab.analysis.findings import findings, headline
-from gptlab.analysis.load import Store, load_store, merge_stores
+from gptlab.analysis.load import Store, load
 from gptlab.analysis.stats import Compare, metric_values, summary_table, write_summary_csv
 from gptlab.errors import UserError, closest
 from gptlab.yamlio import atomic_write_text
@@ -45,22 +45,9 @@ class Analysis:
 
 
 def load_all(runs: Path, wandb_project: str | None = None, wandb_dir: Path | None = None) -> Store:
-    """The local store plus any W&B sources, merged into one set of frames."""
-    stores = [load_store(runs)]
-    if wandb_dir is not None:
-        from gptlab.analysis.wandb_load import load_wandb_offline
-
-        if not Path(wandb_dir).exists():
-            raise UserError("W&B directory not found", source=str(wandb_dir), fix="check --wandb-dir")
-        stores.append(load_wandb_offline(wandb_dir))
-    if wandb_project is not None:
-        from gptlab.analysis.wandb_load import load_wandb_project
-
-        if wandb_project.count("/") != 1:
-            raise UserError(f"expected ENTITY/PROJECT, got '{wandb_project}'", key="--wandb",
-                            fix="for example --wandb myteam/gptlab")
-        stores.append(load_wandb_project(wandb_project))
-    return merge_stores(stores)
+    """The local store plus any W&B sources, merged: the same frames `gptlab.load_runs` and
+    `gptlab.load_history` return."""
+    return load(runs, wandb_dir=wandb_dir, wandb=wandb_project)
 
 
 def analyze(store: Store, experiment: str) -> Analysis:

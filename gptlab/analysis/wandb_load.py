@@ -1,88 +1,52 @@
-"""W&B runs -> the same `RunRecord`s as the local store, so sweeps run elsewhere can be reported.
+"""W&B runs -> the same `RunRecord`s as the local store, so `load_runs` / `load_history` give the same
+columns and numbers whether a run is read from the store, its offline W&B files or the W&B server.
 
-Two sources: a W&B project through the public API (`wandb.Api()`; needs a server, untested here)
-and offline run directories (`wandb/offline-run-*/run-*.wandb`). wandb 0.31 no longer ships its
-Python `DataStore` reader, so `read_wandb_file` reads the transaction log's framing itself (the
-LevelDB log format: 32 KiB blocks of CRC-checked chunks after a 7-byte `:W&B` header) and parses
-each record with wandb's own protobuf `Record`.
+Two sources: a W&B project through the public API (`wandb.Api()`; needs a server) and offline run
+directories (`offline-run-*/run-*.wandb`, read with `gptlab.wandb_log`). A resumed run wrote one offline
+folder per start with the same id: they are replayed in order as one run.
 """
 from __future__ import annotations
 
 import json
-import struct
-import zlib
+from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from gptlab.analysis.load import RunRecord, Store, frames_from_records, label_of, sectioned
+from gptlab.analysis.load import SUMMARY_KEYS, RunRecord, Store, frames_from_records, label_of, sectioned
+from gptlab.wandb_log import item_key, read_wandb_file, records  # noqa: F401 - read_wandb_file re-exported
 
-_FILE_HEADER = struct.Struct("<4sHB")  # ident ':W&B', magic 0xBEE1, version
-_CHUNK_HEADER = struct.Struct("<IHB")  # crc32 (seeded with the chunk type), length, type
-_BLOCK = 32768
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 # wandb's run states -> gptlab statuses when the run never logged its own `status`
 _STATE = {"finished": "finished", "crashed": "failed", "failed": "failed", "killed": "interrupted",
-          "running": "running", "preempted": "interrupted"}
+          "running": "running", "preempted": "interrupted", "preempting": "interrupted"}
+# series the tracker adds to W&B's history for the sweep's benefit (the store's summary holds it)
+_TRACKER_ONLY = ("best_val_loss",)
 
 
-def read_wandb_file(path: str | Path) -> Iterator[bytes]:
-    """Yield each serialized record of a `.wandb` transaction log; stops at a torn tail."""
-    data = Path(path).read_bytes()
-    ident, magic, _version = _FILE_HEADER.unpack_from(data, 0)
-    if ident != b":W&B" or magic != 0xBEE1:
-        raise ValueError(f"{path}: not a W&B transaction log")
-    pos, pending = _FILE_HEADER.size, b""
-    while pos + _CHUNK_HEADER.size <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _CHUNK_HEADER.size:  # block trailer padding
-            pos += left
-            continue
-        crc, length, kind = _CHUNK_HEADER.unpack_from(data, pos)
-        chunk = data[pos + _CHUNK_HEADER.size: pos + _CHUNK_HEADER.size + length]
-        if kind == 0 or len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) != crc:
-            return
-        pos += _CHUNK_HEADER.size + length
-        if kind == _FULL:
-            yield chunk
-        elif kind == _FIRST:
-            pending = chunk
-        elif kind == _MIDDLE:
-            pending += chunk
-        elif kind == _LAST:
-            yield pending + chunk
-
-
-def _item_key(item: Any) -> str:
-    return "/".join(item.nested_key) if len(item.nested_key) else item.key
-
-
-def parse_wandb_file(path: str | Path) -> RunRecord:
-    """Replay run/config/history/summary/exit records of one offline run into a RunRecord."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
+def parse_wandb_file(*paths: str | Path) -> RunRecord:
+    """Replay run/config/history/summary/exit records of one offline run (its folders in start order)
+    into a RunRecord."""
     config: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
     info: dict[str, str] = {}
     exit_code: int | None = None
-    for raw in read_wandb_file(path):
-        record = pb.Record()
-        record.ParseFromString(raw)
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            run = record.run
-            info = {"id": run.run_id, "name": run.display_name, "group": run.run_group,
-                    "job_type": run.job_type, "project": run.project}
-            _apply(config, run.config.update, run.config.remove)
-            _apply(summary, run.summary.update, run.summary.remove)
-        elif kind == "config":
-            _apply(config, record.config.update, record.config.remove)
-        elif kind == "summary":
-            _apply(summary, record.summary.update, record.summary.remove)
-        elif kind == "history":
-            history.append({_item_key(i): json.loads(i.value_json) for i in record.history.item})
-        elif kind == "exit":
-            exit_code = record.exit.exit_code
+    for path in paths:
+        for record in records(path):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                run = record.run
+                info = {"id": run.run_id, "name": run.display_name, "group": run.run_group,
+                        "job_type": run.job_type, "project": run.project}
+                _apply(config, run.config.update, run.config.remove)
+                _apply(summary, run.summary.update, run.summary.remove)
+            elif kind == "config":
+                _apply(config, record.config.update, record.config.remove)
+            elif kind == "summary":
+                _apply(summary, record.summary.update, record.summary.remove)
+            elif kind == "history":
+                history.append({item_key(i): json.loads(i.value_json) for i in record.history.item})
+            elif kind == "exit":
+                exit_code = record.exit.exit_code
     if "status" not in summary and exit_code is not None:
         summary["status"] = "finished" if exit_code == 0 else "failed"
     return _record(info, config, summary, history, source="wandb-offline")
@@ -90,9 +54,9 @@ def parse_wandb_file(path: str | Path) -> RunRecord:
 
 def _apply(target: dict[str, Any], updates: Any, removes: Any) -> None:
     for item in updates:
-        target[_item_key(item)] = json.loads(item.value_json)
+        target[item_key(item)] = json.loads(item.value_json)
     for item in removes:
-        target.pop(_item_key(item), None)
+        target.pop(item_key(item), None)
 
 
 def _record(info: dict[str, str], config: dict[str, Any], summary: dict[str, Any],
@@ -110,9 +74,11 @@ def _record(info: dict[str, str], config: dict[str, Any], summary: dict[str, Any
         if step is None:
             continue
         rows.append({"step": int(step), **{k: _float(v) for k, v in row.items()
-                                           if not k.startswith("_") and k != "step" and _float(v) is not None}})
+                                           if not k.startswith("_") and k != "step" and k not in _TRACKER_ONLY
+                                           and _float(v) is not None}})
     rows = _merge_steps(rows)
-    summary = {k: v for k, v in summary.items() if not k.startswith("_")}
+    # summary.json's fields only: W&B's summary also keeps each series' last value (history, not summary)
+    summary = {k: v for k, v in summary.items() if k in SUMMARY_KEYS or k in ("status", "error")}
     experiment = meta.get("experiment") or info.get("group") or info.get("project") or "wandb"
     return RunRecord(experiment=experiment, name=name, config=sectioned(config), meta=meta,
                      summary=summary, history=rows, provenance=dict(config.get("provenance") or {}),
@@ -133,21 +99,29 @@ def _merge_steps(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [merged[s] for s in sorted(merged)]
 
 
+def offline_run_logs(root: str | Path) -> list[list[Path]]:
+    """The `.wandb` logs under `root` (a `wandb/` folder, a run store, a copy from another machine), one
+    list per run: the folders of one run id under one parent, in start order (the folder name's time)."""
+    by_run: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    for log in sorted(Path(root).rglob("run-*.wandb")):
+        by_run[(log.parent.parent, log.stem)].append(log)
+    return [sorted(logs, key=lambda p: p.parent.name) for _, logs in sorted(by_run.items())]
+
+
 def load_wandb_offline(root: str | Path) -> Store:
-    """Every `*.wandb` file under `root` (e.g. a `wandb/` folder copied from another machine)."""
-    files = sorted(Path(root).rglob("run-*.wandb"))
-    return frames_from_records([parse_wandb_file(f) for f in files])
+    """Every offline W&B run under `root`, resumed runs as one run."""
+    return frames_from_records([parse_wandb_file(*logs) for logs in offline_run_logs(root)])
 
 
 def load_wandb_project(path: str) -> Store:
     """All runs of `ENTITY/PROJECT` through wandb's public API (needs network and credentials)."""
     import wandb
 
-    records = []
+    records_ = []
     for run in wandb.Api().runs(path):
         summary = dict(run.summary._json_dict)
         summary.setdefault("status", _STATE.get(run.state, run.state))
         info = {"id": run.id, "name": run.name, "group": run.group or "", "job_type": run.job_type or "",
                 "project": run.project}
-        records.append(_record(info, dict(run.config), summary, list(run.scan_history()), source="wandb"))
-    return frames_from_records(records)
+        records_.append(_record(info, dict(run.config), summary, list(run.scan_history()), source="wandb"))
+    return frames_from_records(records_)
