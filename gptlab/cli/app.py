@@ -1,19 +1,37 @@
 """The `gptlab` command: a typer app whose commands are thin and hand off to plain functions."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from gptlab import __version__
 from gptlab.cli import (attention_cmd, bench_cmd, eval_cmd, generate_cmd, memory_cmd, report_cmd, run_cmd,
-                        sweep_cmd, train_cmd)
+                        sweep_cmd, sync_cmd, train_cmd)
 from gptlab.cli.common import EXTRA_ARGS, user_errors
 
-app = typer.Typer(name="gptlab", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(name="gptlab", no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A research harness for ablation studies on small GPT models.")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gptlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print gptlab's version and exit.")] = False,
+          ) -> None:
+    """A research harness for ablation studies on small GPT models."""
+
 
 # commands taking [CONFIG.yaml] [OVERRIDE ...] get the raw extra arguments
 for command, extra in ((train_cmd.train, True), (generate_cmd.generate, False), (run_cmd.run, False),
                        (report_cmd.report, False), (sweep_cmd.sweep, False), (eval_cmd.eval, False),
-                       (attention_cmd.attention, False), (memory_cmd.memory, True), (bench_cmd.bench, True)):
+                       (attention_cmd.attention, False), (memory_cmd.memory, True), (bench_cmd.bench, True),
+                       (sync_cmd.sync, False)):
     app.command(command.__name__, context_settings=EXTRA_ARGS if extra else None)(user_errors(command))
 
 

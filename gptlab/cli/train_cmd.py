@@ -15,6 +15,7 @@ from gptlab.overrides import parse_overrides, resolve, run_name
 from gptlab.sweep.agent import agent_identity
 from gptlab.train import RunMeta, run_training
 from gptlab.store import RunLocked
+from gptlab.train.tracking import in_sweep_agent
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ANN001
@@ -58,8 +59,8 @@ def train(ctx: typer.Context,
     best = summary.get("best_val_loss")
     best_s = f"{best:.4f}" if best is not None else "n/a"
     print(f"{status}: {where} | best val loss {best_s} | {summary['steps']} steps | {summary['wall_s']:.1f}s")
-    if status != "finished":
-        raise typer.Exit(code=1)
+    if status != "finished" and not (status == "diverged" and in_sweep_agent()):
+        raise typer.Exit(code=1)  # under an agent a diverged run is a result the sweep learns from, not a crash
 
 
 def _safe(value: str, key: str) -> str:

@@ -31,7 +31,7 @@ from gptlab.train.progress import ProgressPrinter
 from gptlab.train.provenance import provenance
 from gptlab.train.step import TrainStep
 from gptlab.store import RunStore
-from gptlab.train.tracking import Tracker
+from gptlab.train.tracking import Tracker, under_slurm
 
 # the ablation switches that become W&B tags
 TAG_KEYS = ("pos_encoding", "norm_placement", "norm", "residual", "attn_scale", "activation", "tie_weights")
@@ -173,9 +173,11 @@ class _Loop:
         self.progress = ProgressPrinter(meta.name, t.max_steps, log_file=log_file)
         tags = [f"{k}={self.cfg.flat()[k]}" for k in TAG_KEYS]
         self.tracker.start(project=self.cfg.log.project, entity=self.cfg.log.entity,
-                           experiment=meta.experiment, name=meta.name, variant=meta.variant, tags=tags,
+                           experiment=meta.experiment, name=meta.name, variant=meta.variant,
+                           label=meta.label(), tags=tags,
                            config=self.record, run_dir=self.store.dir, resume=self.resumed,
-                           best_so_far=self.best if math.isfinite(self.best) else None)
+                           best_so_far=self.best if math.isfinite(self.best) else None,
+                           stored=self.store.metrics() if self.resumed else [])
         self._summary("running")
         status, error = "running", None
         previous_handlers = self._catch_stop_signals()
@@ -184,6 +186,8 @@ class _Loop:
                 status = self._train()
         except KeyboardInterrupt:
             status = "interrupted"
+            if self._stop_signal == signal.SIGTERM and under_slurm():  # Slurm preempts; a requeue resumes
+                self.tracker.mark_preempting()
             if not self._in_step:  # a half-applied update must not be saved; the last checkpoint stands
                 self._checkpoint()
             raise
@@ -203,11 +207,12 @@ class _Loop:
         """Ctrl-C / SIGTERM stop the run at the next step boundary, so the checkpoint written on the way
         out is exactly the state after a whole step (a resumed run then matches an uninterrupted one).
         A second signal stops at once, keeping the last whole-step checkpoint."""
-        self._stop_requested, self._in_step = False, False
+        self._stop_requested, self._in_step, self._stop_signal = False, False, None
         if threading.current_thread() is not threading.main_thread():
             return {}
 
         def request_stop(signum, frame):  # noqa: ANN001
+            self._stop_signal = signum
             if self._stop_requested or not self._in_step:
                 raise KeyboardInterrupt
             self._stop_requested = True
