@@ -1,6 +1,8 @@
 """gptlab: a research harness for ablation studies on small GPT models."""
 __version__ = "0.1.0"
 
+from gptlab.plugins import register  # noqa: E402 - torch-free; the plugin API
+
 
 def build_model(config):  # noqa: ANN001, ANN201 - re-exported, typed in gptlab.model
     """A GPT nn.Module from a ModelConfig or a dict of model keys (vocab_size included)."""
@@ -17,4 +19,4 @@ def __getattr__(name: str):  # noqa: ANN202 - lazy: pandas loads only when a not
     raise AttributeError(f"module 'gptlab' has no attribute '{name}'")
 
 
-__all__ = ["__version__", "build_model", "load_history", "load_runs"]
+__all__ = ["__version__", "build_model", "load_history", "load_runs", "register"]

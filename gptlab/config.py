@@ -12,8 +12,12 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from typing import Any, Union
 
+from gptlab import plugins as _plugins
+from gptlab.axes import AXES, Axis, check_combination
+from gptlab.axes import tags as _axes_tags
 from gptlab.errors import ConfigError, closest
 
 
@@ -21,26 +25,44 @@ def _choice(*names: Any, default: Any) -> Any:
     return field(default=default, metadata={"choices": names})
 
 
+def _axis(name: str) -> Any:
+    """A field whose value names a component of a declared axis (gptlab/axes.py)."""
+    return field(default=AXES[name].default, metadata={"axis": name})
+
+
 @dataclass(frozen=True)
 class ModelConfig:
+    plugins: tuple[str, ...] = ()  # modules imported before validation; they register components
+    block: str = _axis("block")
     block_size: int = 256
     n_layer: int = 6
     n_head: int = 6
     n_embd: int = 384
     dropout: float = 0.2
     bias: bool = False
-    pos_encoding: str = _choice("learned", "sinusoidal", "rope", "alibi", "none", default="learned")
-    norm_placement: str = _choice("pre", "post", default="pre")
-    norm: str = _choice("layernorm", "rmsnorm", "none", default="layernorm")
-    residual: bool = True
-    attn_scale: str = _choice("scaled", "unscaled", default="scaled")
-    activation: str = _choice("gelu", "relu", "swiglu", default="gelu")
+    pos_encoding: str = _axis("pos_encoding")
+    norm_placement: str = _axis("norm_placement")
+    norm: str = _axis("norm")
+    residual: bool = _axis("residual")
+    attn_scale: str = _axis("attn_scale")
+    activation: str = _axis("activation")
     mlp_ratio: float = 4
-    tie_weights: bool = True
+    tie_weights: bool = _axis("tie_weights")
+    init: str = _axis("init")
     vocab_size: int | None = None  # comes from the data
+    # plugin components' own keys (gptlab.register(..., options=...)): saved as model leaves
+    options: Mapping[str, Any] = field(default_factory=dict, metadata={"internal": True})
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "plugins", _plugins.names_of(self.plugins))
+        _plugins.load(self.plugins)
         _check_types(self)
+        active = _plugins.active(self.plugins)
+        for f in fields(self):
+            if "axis" in f.metadata:
+                object.__setattr__(self, f.name, _check_axis(AXES[f.name], getattr(self, f.name), active))
+        object.__setattr__(self, "options", _check_options(self, active))
+        check_combination(self.values())
         for key in ("block_size", "n_layer", "n_head", "n_embd"):
             _require(getattr(self, key) >= 1, key, "must be at least 1")
         _require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
@@ -63,7 +85,34 @@ class ModelConfig:
 
     @property
     def mlp_hidden(self) -> int:
-        return int(round(self.mlp_ratio * self.n_embd))
+        """MLP hidden width: mlp_ratio * C; for a gated MLP (SwiGLU, three matrices instead of two) the
+        width whose parameter count matches the two-matrix MLP's, about 2/3 of it (Shazeer 2020)."""
+        hidden = int(round(self.mlp_ratio * self.n_embd))
+        if not self.trait("activation", "gated"):
+            return hidden
+        b = int(self.bias)
+        return max(1, round((2 * self.n_embd * hidden + b * hidden) / (3 * self.n_embd + 2 * b)))
+
+    def trait(self, axis: str, key: str) -> Any:
+        """A declared fact about the component this config selects on `axis` (gptlab/axes.py)."""
+        return AXES[axis].trait(getattr(self, axis), key)
+
+    def option(self, key: str) -> Any:
+        """A plugin component's own config key (declared with gptlab.register(..., options=...))."""
+        try:
+            return self.options[key]
+        except KeyError:
+            raise ConfigError("not an option of any plugin this config loads", key=key,
+                              fix=closest(key, self.options) if self.options else "declare it in gptlab.register") from None
+
+    def values(self) -> dict[str, Any]:
+        """The flat model section as saved: fields (plugins as a list) then plugin options."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if "internal" not in f.metadata}
+        return {**out, "plugins": list(self.plugins), **self.options}
+
+    def tags(self) -> list[str]:
+        """W&B tags: every axis as `axis=value`, and the options of the plugin components selected."""
+        return _axes_tags(self.values())
 
 
 @dataclass(frozen=True)
@@ -129,7 +178,10 @@ class LogConfig:
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig, "log": LogConfig}
 # every leaf name is unique across sections, so a bare name is unambiguous
-KEY_SECTION: dict[str, str] = {f.name: s for s, cls in SECTIONS.items() for f in fields(cls)}
+BUILTIN_KEYS: dict[str, str] = {f.name: s for s, cls in SECTIONS.items() for f in fields(cls)
+                                if "internal" not in f.metadata}
+# ... and plugin options join the model section when their plugin registers them (gptlab/plugins.py)
+KEY_SECTION: dict[str, str] = dict(BUILTIN_KEYS)
 SETTABLE = frozenset(KEY_SECTION) - {"vocab_size"}
 
 
@@ -141,7 +193,8 @@ class RunConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}
+        return {"model": self.model.values(), **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS
+                                                   if s != "model"}}
 
     def flat(self) -> dict[str, Any]:
         return {k: v for section in self.to_dict().values() for k, v in section.items()}
@@ -170,6 +223,7 @@ def flatten_overrides(raw: Any, *, allow_vocab: bool = False) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"expected a mapping of config keys, got {type(raw).__name__}")
+    import_plugins(raw)  # their option keys become known config keys
     out: dict[str, Any] = {}
     for key, value in raw.items():
         key = str(key)
@@ -201,19 +255,39 @@ def _put(out: dict[str, Any], key: str, value: Any, *, section: str | None, allo
 
 
 def build_config(flat: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
-    """Defaults (or `base`) with bare-name overrides applied; validated on construction."""
+    """Defaults (or `base`) with bare-name overrides applied; validated on construction.
+    A `plugins` entry is imported first, so the components and options it registers are valid."""
+    import_plugins(flat)
     if base is None and "n_embd" in flat and "n_head" not in flat:
         flat = {**flat, "n_head": default_n_head(flat["n_embd"])}
     base = base or RunConfig()
-    parts = {}
-    for section, cls in SECTIONS.items():
-        changes = {k: v for k, v in flat.items() if KEY_SECTION.get(k) == section}
-        parts[section] = dataclasses.replace(getattr(base, section), **changes) if changes else getattr(base, section)
     unknown = set(flat) - set(KEY_SECTION)
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError("unknown config key", key=key, fix=closest(key, SETTABLE))
+    parts = {}
+    for section, cls in SECTIONS.items():
+        changes = {k: v for k, v in flat.items() if KEY_SECTION.get(k) == section}
+        if section == "model":
+            options = {k: changes.pop(k) for k in list(changes) if k not in BUILTIN_KEYS}
+            if options:
+                changes["options"] = {**base.model.options, **options}
+        parts[section] = dataclasses.replace(getattr(base, section), **changes) if changes else getattr(base, section)
+    for key in flat:
+        if key not in BUILTIN_KEYS and key not in parts["model"].options:
+            raise ConfigError("is an option of a plugin this config does not load", key=key,
+                              fix=f"add {_plugins.origin_of_option(key)} to plugins")
     return RunConfig(**parts)
+
+
+def import_plugins(raw: Mapping[str, Any]) -> None:
+    """Import the plugins a raw (flat, dotted or sectioned) mapping names, before its keys are checked."""
+    _plugins.load_entry_points()
+    model = raw.get("model")
+    for names in (raw.get("plugins"), raw.get("model.plugins"),
+                  model.get("plugins") if isinstance(model, Mapping) else None):
+        if names is not None:
+            _plugins.load(_plugins.names_of(names))
 
 
 def default_n_head(n_embd: Any, preferred: int = ModelConfig.n_head) -> int:
@@ -241,10 +315,46 @@ def _require(ok: bool, key: str, message: str, fix: str | None = None) -> None:
         raise ConfigError(message, key=key, fix=fix)
 
 
+def _check_axis(axis: Axis, value: Any, active: Any) -> Any:
+    """A declared axis value (bools for switches), or ConfigError with "did you mean"."""
+    valid = axis.values(active)
+    if axis.boolean and isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if value in valid and isinstance(value, bool) == axis.boolean:
+        return value
+    shown = Axis.spell(value)
+    hidden = [c for c in axis.choices() if c.name == shown and c not in axis.choices(active)]
+    if hidden:
+        raise ConfigError(f"'{shown}' comes from plugin {hidden[0].origin}, which this config does not load",
+                          key=axis.name, fix=f"add {hidden[0].origin} to plugins")
+    if axis.boolean:
+        raise ConfigError(f"expected a boolean (true/false), got {value!r}", key=axis.name,
+                          fix="give true or false")
+    names = [Axis.spell(v) for v in valid]
+    fix = closest(shown, names)
+    raise ConfigError(f"invalid choice '{shown}'", key=axis.name, fix=fix if "did you mean" in fix
+                      else "choose one of: " + ", ".join(names))
+
+
+def _check_options(cfg: ModelConfig, active: Any) -> dict[str, Any]:
+    """The options of the plugins this config loads: defaults, then the given values, each coerced to
+    the type of its default. Options of plugins it does not load are dropped (build_config refuses
+    them when they are given explicitly)."""
+    out: dict[str, Any] = {}
+    for axis in AXES.values():
+        for choice in axis.choices(active):
+            for key, default in choice.options.items():
+                value = cfg.options.get(key, default)
+                out[key] = _coerce(key, value, type(default))
+    return out
+
+
 def _check_types(obj: Any) -> None:
     """Coerce each field to its annotated type (1 -> 1.0, '1e-3' -> 0.001) or raise ConfigError."""
     hints = typing.get_type_hints(type(obj))
     for f in fields(obj):
+        if "axis" in f.metadata or "internal" in f.metadata or f.name == "plugins":
+            continue  # checked by ModelConfig against the declared axes and plugins
         value = getattr(obj, f.name)
         choices = f.metadata.get("choices")
         if choices is not None:

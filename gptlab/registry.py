@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from gptlab.errors import ConfigError, closest
+from gptlab.errors import ConfigError, UserError, closest
 
 T = TypeVar("T")
 
@@ -17,7 +17,8 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         def add(item: T) -> T:
             if name in self._items:
-                raise ValueError(f"{self.kind} '{name}' registered twice")
+                raise UserError(f"{self.kind} '{name}' is registered twice", key=self.kind,
+                                fix="give the component another name")
             self._items[name] = item
             return item
         return add
@@ -31,3 +32,6 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return list(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items

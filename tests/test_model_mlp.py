@@ -34,8 +34,18 @@ def test_parameter_counts(bias):
     C, H = 32, 128
     b = int(bias)
     assert n_params(MLPS.get("gelu")(tiny(bias=bias))) == 2 * C * H + b * (H + C)
-    assert n_params(MLPS.get("swiglu")(tiny(bias=bias, activation="swiglu"))) == 3 * C * H + b * (2 * H + C)
-    assert n_params(MLPS.get("swiglu")(tiny(activation="swiglu", mlp_ratio=2.5))) == 3 * C * 80
+    hidden = tiny(bias=bias, activation="swiglu").mlp_hidden  # Shazeer's 2/3: 85.3 -> 85 (no bias)
+    assert abs(hidden - 2 / 3 * H) <= 1
+    assert n_params(MLPS.get("swiglu")(tiny(bias=bias, activation="swiglu"))) == 3 * C * hidden + b * (2 * hidden + C)
+
+
+@pytest.mark.parametrize("C,ratio,bias", [(16, 4, False), (16, 4, True), (32, 4, True), (64, 4, False),
+                                          (384, 4, False), (48, 2.5, True), (24, 8 / 3, False)])
+def test_swiglu_matches_the_gelu_mlp_in_parameters(C, ratio, bias):
+    kw = dict(n_embd=C, n_head=4, mlp_ratio=ratio, bias=bias)
+    gelu = n_params(MLPS.get("gelu")(tiny(**kw)))
+    swiglu = n_params(MLPS.get("swiglu")(tiny(activation="swiglu", **kw)))
+    assert abs(swiglu - gelu) / gelu < 0.01
 
 
 def test_swiglu_computes_silu_gate_times_up():

@@ -6,28 +6,29 @@ forces the manual path and keeps, detached, `last_logit_std`, `last_entropy` and
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gptlab.axes import AXES
 from gptlab.config import ModelConfig
 from gptlab.model.positions import POSITIONS
-from gptlab.registry import Registry
 
-ATTN_SCALES: Registry[Callable[[int], float]] = Registry("attn_scale")  # head_size -> logit scale
+ATTN_SCALES = AXES["attn_scale"]  # value -> (head_size -> logit scale)
 BACKENDS = ("auto", "fused", "manual")
 
 
 @ATTN_SCALES.register("scaled")
 def scaled(head_size: int) -> float:
-    return head_size ** -0.5  # keeps unit-variance q.k logits at unit variance
+    """Vaswani et al. 2017, eq. 1: softmax(q k^T / sqrt(d_k)). With unit-variance q and k entries the
+    logits keep unit variance whatever the head size."""
+    return head_size ** -0.5
 
 
 @ATTN_SCALES.register("unscaled")
 def unscaled(head_size: int) -> float:
-    return 1.0  # logit std grows like sqrt(head_size)
+    """softmax(q k^T): the ablation of eq. 1's scale; logit std grows like sqrt(head_size)."""
+    return 1.0
 
 
 def check_backend(name: str) -> str:

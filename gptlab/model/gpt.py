@@ -3,21 +3,21 @@
     idx (B, T) -> tok_emb -> pos_emb -> dropout -> blocks x n_layer -> norm_f -> lm_head -> logits (B, T, V)
 
 `norm_f` is the configured norm for pre-norm models and nn.Identity for post-norm ones (each post-norm
-block already ends in a norm, as in the original Transformer). No loss inside: the trainer owns it.
+block already ends in a norm, as in the original Transformer). Every part is the component its axis
+names (gptlab/axes.py); weights start as `init` says. No loss inside: the trainer owns it.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor, nn
 
-from gptlab.config import ModelConfig
+from gptlab.config import BUILTIN_KEYS, KEY_SECTION, ModelConfig, import_plugins
 from gptlab.errors import ConfigError, closest
 from gptlab.model.attention import check_backend
-from gptlab.model.block import PLACEMENTS, Block
+from gptlab.model.block import BLOCKS, PLACEMENTS
+from gptlab.model.init import INITS
 from gptlab.model.norms import NORMS
 from gptlab.model.positions import POSITIONS
 
@@ -32,24 +32,13 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(V, C)
         self.pos_emb = POSITIONS.get(config.pos_encoding).embedding(config)  # adds positions, or not
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(BLOCKS.get(config.block)(config) for _ in range(config.n_layer))
         final_norm = PLACEMENTS.get(config.norm_placement).final_norm
         self.norm_f = NORMS.get(config.norm)(config) if final_norm else nn.Identity()
         self.lm_head = nn.Linear(C, V, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.tok_emb.weight  # one tensor, (V, C)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """nanoGPT: N(0, 0.02) weights, zero biases, residual projections N(0, 0.02/sqrt(2 n_layer))."""
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        for name, p in self.named_parameters():
-            if name.endswith(".proj.weight"):  # attn.proj and mlp.proj write into the residual stream
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
+        INITS.get(config.init)(config)(self)
 
     def forward(self, idx: Tensor) -> Tensor:
         x = self.drop(self.pos_emb(self.tok_emb(idx)))  # (B, T) -> (B, T, C)
@@ -73,13 +62,16 @@ class GPT(nn.Module):
 
 
 def build_model(config: ModelConfig | Mapping[str, Any]) -> GPT:
-    """A GPT from a ModelConfig or a flat dict of model keys (vocab_size required)."""
+    """A GPT from a ModelConfig or a flat dict of model keys (vocab_size required; plugin options by
+    their bare names, their plugins listed under `plugins` or already imported)."""
     if isinstance(config, Mapping):
-        names = {f.name for f in dataclasses.fields(ModelConfig)}
+        import_plugins(config)
+        names = {k for k, s in KEY_SECTION.items() if s == "model"}
         for key in config:
             if key not in names:
                 raise ConfigError("unknown model key", key=str(key), fix=closest(str(key), names))
         if config.get("vocab_size") is None:
             raise ConfigError("vocab_size is missing", key="vocab_size", fix="take it from the data")
-        config = ModelConfig(**config)
+        fields = {k: v for k, v in config.items() if k in BUILTIN_KEYS}
+        config = ModelConfig(**fields, options={k: v for k, v in config.items() if k not in BUILTIN_KEYS})
     return GPT(config)

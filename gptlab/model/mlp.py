@@ -1,23 +1,23 @@
-"""Position-wise feed-forward layers, one per `activation` value: gelu | relu | swiglu.
+"""Position-wise feed-forward layers, one per `activation` value (gptlab/axes.py): gelu | relu | swiglu.
 
-Hidden width is cfg.mlp_hidden for all three; SwiGLU therefore has 3 instead of 2 weight matrices
-(compare at equal parameters by lowering mlp_ratio, e.g. 8/3 instead of 4).
+gelu and relu have two matrices, C -> H -> C, with H = cfg.mlp_hidden = mlp_ratio * C. SwiGLU has three,
+so cfg.mlp_hidden gives it about 2/3 of that width (the `gated` trait in gptlab/axes.py), rounded so
+its parameter count matches the two-matrix MLP's; every activation study compares equal-size models,
+as Shazeer (2020) did.
 """
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gptlab.axes import AXES
 from gptlab.config import ModelConfig
-from gptlab.registry import Registry
 
-MLPS: Registry[Callable[[ModelConfig], nn.Module]] = Registry("activation")
+MLPS = AXES["activation"]
 
 
 class MLP(nn.Module):
-    """fc (C -> H), activation, proj (H -> C), residual dropout."""
+    """FFN(x) = proj(act(fc x)) with dropout on the output (Vaswani et al. 2017, eq. 2)."""
 
     def __init__(self, cfg: ModelConfig, activation: nn.Module) -> None:
         super().__init__()
@@ -31,7 +31,10 @@ class MLP(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """Shazeer (2020): proj(silu(fc_gate x) * fc_up x), both input projections C -> H."""
+    """Shazeer 2020, eq. 6: FFN_SwiGLU(x) = proj(Swish_1(fc_gate x) * fc_up x), Swish_1 = SiLU;
+    fc_gate, fc_up: C -> H, proj: H -> C, with H = cfg.mlp_hidden (about 2/3 * mlp_ratio * C)."""
+
+    gated = True  # the trait gptlab/axes.py declares for this value
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -46,11 +49,13 @@ class SwiGLU(nn.Module):
 
 @MLPS.register("gelu")
 def gelu_mlp(cfg: ModelConfig) -> nn.Module:
-    return MLP(cfg, nn.GELU())  # exact erf GELU, as nanoGPT
+    """GELU (Hendrycks & Gimpel 2016): x * Phi(x), the exact erf form, as GPT-2 / nanoGPT."""
+    return MLP(cfg, nn.GELU())
 
 
 @MLPS.register("relu")
 def relu_mlp(cfg: ModelConfig) -> nn.Module:
+    """ReLU: max(0, x), the original Transformer's FFN (Vaswani et al. 2017, eq. 2)."""
     return MLP(cfg, nn.ReLU())
 
 

@@ -1,4 +1,4 @@
-"""Position encodings, one per `pos_encoding` value: learned | sinusoidal | rope | alibi | none.
+"""Position encodings, one per `pos_encoding` value (gptlab/axes.py): learned | sinusoidal | rope | alibi | none.
 
 A scheme has two halves, because positions enter a GPT in two places:
   * `embedding(cfg)`: a module added at the input, (B, T, C) token embeddings -> (B, T, C);
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gptlab.axes import AXES
 from gptlab.config import ModelConfig
-from gptlab.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,14 @@ class PositionScheme:
     attention: Callable[[ModelConfig], nn.Module]
 
 
-POSITIONS: Registry[PositionScheme] = Registry("pos_encoding")
+POSITIONS = AXES["pos_encoding"]
 
 
 # ---- input side ---------------------------------------------------------------------------------
 
 class NoEmbedding(nn.Module):
+    """Nothing added at the input (rope, alibi, none)."""
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
 
@@ -40,7 +42,8 @@ class NoEmbedding(nn.Module):
 
 
 class LearnedEmbedding(nn.Module):
-    """A trained (block_size, C) table; it has no rows beyond block_size."""
+    """GPT / GPT-2 (Radford et al. 2018, 2019): x_t = E[token_t] + P[t], P a trained (block_size, C)
+    table initialised like the token embedding; it has no rows beyond block_size."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -63,24 +66,45 @@ def sinusoidal_table(T: int, C: int) -> Tensor:
     return table.float()  # float64 first: float32 angles drift visibly at long T
 
 
+def embedding_std(cfg: ModelConfig) -> float:
+    """Std of the token embedding at init under cfg.init (its `embedding_std` trait)."""
+    std = cfg.trait("init", "embedding_std")
+    return float(std(cfg.n_embd) if callable(std) else std)
+
+
 class SinusoidalEmbedding(nn.Module):
-    """The fixed sinusoidal table added to token embeddings; a buffer, not a parameter."""
+    """Vaswani et al. 2017, sec. 3.5: x_t = sqrt(C) * E[token_t] + PE[t], PE the fixed table above.
+
+    What matters at init is the ratio of the two signals: in the paper (embeddings of std C^-1/2,
+    times sqrt(C)) a token's entries have std 1 and the table's RMS 1/sqrt(2), a ratio of 1/sqrt(2).
+    gptlab keeps the token embedding and the tied LM head exactly as for learned positions (so the
+    positions study changes only the position signal) and instead multiplies the table by the token
+    embedding's init std s (0.02 under init=nanogpt, C^-1/2 under init=xavier):
+        x_t = E[token_t] + s * PE[t]
+    At init E[token]/s has std 1, like the paper's sqrt(C) * E, so x_t = s * (the paper's input): the
+    same two signals in the same ratio, only the overall scale s differs, and that is the scale every
+    other variant's input has. (The sqrt(C) factor itself is not used: with nanoGPT's std 0.02 it would
+    leave the table 35 / sqrt(C) times the token signal; unscaled it is 35x.) A buffer, not a parameter.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.register_buffer("table", sinusoidal_table(cfg.block_size, cfg.n_embd), persistent=False)
+        self.scale = embedding_std(cfg)
+        self.register_buffer("table", self.scale * sinusoidal_table(cfg.block_size, cfg.n_embd),
+                             persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, C)
         T = x.size(1)
         if T > self.table.size(0):
-            self.table = sinusoidal_table(T, x.size(2)).to(self.table.device)
+            self.table = (self.scale * sinusoidal_table(T, x.size(2))).to(self.table.device)
         return x + self.table[:T].to(x.dtype)
 
 
 # ---- attention side -----------------------------------------------------------------------------
 
 class NoAttentionPositions(nn.Module):
-    """Attention sees positions only through the input (or not at all)."""
+    """Attention sees positions only through the input (learned, sinusoidal) or not at all (none: the
+    causal mask alone, which Haviv et al. 2022 show still lets a decoder infer positions)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -98,9 +122,13 @@ def _rotate_half(x: Tensor) -> Tensor:
 
 
 class Rotary(NoAttentionPositions):
-    """RoPE (Su et al.), half-split pairing (dim i rotates with dim i + hs/2), per head on q and k.
-
-    Rotating q at position m and k at position n by m*theta and n*theta makes q.k depend on m - n only.
+    """RoPE (Su et al. 2021, eq. 34): q and k of every head rotated pairwise by position-dependent
+    angles, theta_i = base^(-2i/hs), base 10000, i = 0 .. hs/2 - 1:
+        (x_a, x_b) at position m -> (x_a cos m theta_i - x_b sin m theta_i, x_b cos m theta_i + x_a sin m theta_i)
+    so q_m . k_n depends on m - n only. Pairs convention: half-split, dim i rotates with dim i + hs/2
+    (GPT-NeoX, Llama in Hugging Face); the paper pairs neighbours (2i, 2i+1). The two differ by a fixed
+    permutation of the head dimensions applied to q and k alike, which the learned q/k projections
+    absorb, so the models are the same family and q.k is identical for permuted weights.
     """
 
     def __init__(self, cfg: ModelConfig, base: float = 10000.0) -> None:
@@ -139,7 +167,8 @@ def alibi_slopes(n_head: int) -> list[float]:
 
 
 class Alibi(NoAttentionPositions):
-    """Adds -slope_h * (i - j) to the logit of query i attending to key j (j <= i)."""
+    """ALiBi (Press et al. 2022, sec. 3): softmax(q_i K^T + m_h * [-(i-1), ..., -1, 0]), i.e. adds
+    -m_h * (i - j) to the logit of query i attending to key j (j <= i); slopes m_h from alibi_slopes."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
