@@ -135,7 +135,7 @@ AXES: dict[str, Axis] = {a.name: a for a in [
     ], figures=(GRADS, EARLY), excludes={"parallel": {"norm_placement": ("post",)}}),
     Axis("pos_encoding", "how token positions enter the model", [
         Choice("learned", "a trained (block_size, C) table added to the token embeddings",
-               "Radford et al. 2018/2019 (GPT, GPT-2)"),
+               "Radford et al. 2018/2019 (GPT, GPT-2)", traits={"any_length": False}),
         Choice("sinusoidal", "the fixed sin/cos table, on the token embeddings' scale at init",
                "Vaswani et al. 2017, sec. 3.5"),
         Choice("rope", "q and k rotated by position-dependent angles (base 10000)",
@@ -143,7 +143,7 @@ AXES: dict[str, Axis] = {a.name: a for a in [
         Choice("alibi", "a per-head linear distance penalty on the attention logits",
                "Press et al. 2022 (ALiBi)"),
         Choice("none", "no positions: causal attention alone", "Haviv et al. 2022"),
-    ]),
+    ], traits={"any_length": True}),  # any_length: defined beyond the trained block_size
     Axis("norm_placement", "where the norm sits relative to the residual add", [
         Choice("pre", "x + f(norm(x)), and a final norm before the LM head",
                "Xiong et al. 2020; Radford et al. 2019 (GPT-2)"),

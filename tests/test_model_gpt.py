@@ -5,12 +5,13 @@ import pytest
 import torch
 from torch import nn
 
+from gptlab.axes import AXES, check_combination
 from gptlab.config import ModelConfig
 from gptlab.errors import ConfigError
 from gptlab.model import GPT, build_model
 
 V = 13
-POSITIONS = ["learned", "sinusoidal", "rope", "alibi", "none"]
+POSITIONS = AXES["pos_encoding"].values()
 BASE = dict(vocab_size=V, block_size=16, n_layer=2, n_head=4, n_embd=32, dropout=0.0)
 
 
@@ -23,9 +24,22 @@ def model(**kw) -> GPT:
     return build_model(tiny(**kw)).eval()
 
 
-STRUCTURE = [dict(pos_encoding=p, norm_placement=n, residual=r, attn_scale=s)
-             for p, n, r, s in itertools.product(POSITIONS, ["pre", "post"], [True, False], ["scaled", "unscaled"])]
-EXTRA = [dict(norm="rmsnorm", activation="swiglu"), dict(norm="none", activation="relu"),
+
+def _valid(kw: dict) -> bool:
+    try:
+        check_combination(kw)
+    except ConfigError:
+        return False
+    return True
+
+
+# every combination of the structural axes (as declared in gptlab/axes.py, so a new value is covered),
+# then every value of every axis on its own, then a few mixed cases
+WIRING = ["pos_encoding", "norm_placement", "residual", "attn_scale", "block"]
+STRUCTURE = [kw for kw in (dict(zip(WIRING, values)) for values in itertools.product(
+    *(AXES[a].values() for a in WIRING))) if _valid(kw)]
+EACH_VALUE = [{a: v} for a in AXES for v in AXES[a].values() if a not in WIRING]
+EXTRA = EACH_VALUE + [dict(block="parallel", norm="rmsnorm", activation="swiglu", init="xavier", bias=True),dict(norm="rmsnorm", activation="swiglu"), dict(norm="none", activation="relu"),
          dict(norm="rmsnorm", norm_placement="post", activation="relu", pos_encoding="rope"),
          dict(norm="none", norm_placement="post", activation="swiglu", pos_encoding="alibi", bias=True),
          dict(tie_weights=False, bias=True, pos_encoding="sinusoidal", activation="swiglu")]

@@ -23,11 +23,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gptlab.analysis.figures import BROKEN, FigureContext, register_figure
+from gptlab.axes import figure_axes
 
+# the keys each figure is relevant to: the axes declared for it in gptlab/axes.py, plus plain keys
 RELEVANT = {
-    "grad_norm_by_layer": {"residual", "norm", "norm_placement", "n_layer"},
-    "attention_stats": {"attn_scale", "n_head"},
-    "early_training": {"warmup_steps", "norm_placement", "lr"},
+    "grad_norm_by_layer": {"n_layer", *figure_axes("grad_norm_by_layer")},
+    "attention_stats": {"n_head", *figure_axes("attention_stats")},
+    "early_training": {"warmup_steps", "lr", *figure_axes("early_training")},
 }
 CAPTIONS = {
     "grad_norm_by_layer": "Pre-clip gradient norm per layer group (embedding, blocks, head) at a few steps; "

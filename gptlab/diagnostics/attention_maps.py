@@ -93,7 +93,7 @@ def attention_figure(run_dir: str | Path, prompt: str | None, out_dir: str | Pat
         prompt = default_prompt(run, min(cfg.block_size, 32))
     if not prompt:
         raise UserError("empty prompt", key="--prompt", fix="give at least one character")
-    if cfg.pos_encoding == "learned" and len(prompt) > cfg.block_size:
+    if not cfg.trait("pos_encoding", "any_length") and len(prompt) > cfg.block_size:
         raise UserError(f"the prompt has {len(prompt)} characters; learned positions stop at "
                         f"block_size={cfg.block_size}", key="--prompt", fix="give a shorter prompt")
     ids = torch.tensor([run.tokenizer.encode(prompt)], dtype=torch.long, device=device)  # (1, T)

@@ -17,8 +17,6 @@ from gptlab.train.evaluate import evaluate
 from gptlab.train.loading import load_run
 from gptlab.yamlio import atomic_write_json
 
-EXTRAPOLATING = ("sinusoidal", "rope", "alibi", "none")  # defined at any length; `learned` is not
-
 
 def length_eval(run_dir: str | Path, block_sizes: list[int], device: str = "auto") -> list[dict[str, float]]:
     """[{"block_size": N, "val_loss": x}] for the run's own block size first, then the others
@@ -30,7 +28,7 @@ def length_eval(run_dir: str | Path, block_sizes: list[int], device: str = "auto
     cfg = run.config
     trained = cfg.model.block_size
     longest = max([trained, *block_sizes])
-    if cfg.model.pos_encoding not in EXTRAPOLATING and longest > trained:
+    if not cfg.model.trait("pos_encoding", "any_length") and longest > trained:  # gptlab/axes.py
         raise UserError(f"learned positions cannot evaluate beyond block_size={trained}", key="--block-size",
                         fix=f"give lengths up to {trained}, or evaluate a run with sinusoidal, rope, alibi or "
                             f"none positions")

@@ -3,7 +3,8 @@
 Estimate (bytes), P parameters, B batch, T block_size, C n_embd, H mlp hidden, V vocab, L layers,
 e bytes per activation element (2 under bf16/fp16 autocast, else 4):
     weights 4P + grads 4P + AdamW exp_avg and exp_avg_sq 8P
-    activations per block ~ e B T (8 C + k H)      k = 2 (gelu, relu) or 3 (swiglu): the norm inputs
+    activations per block ~ e B T (8 C + k H)      k = 2, or 3 for a gated MLP (swiglu; the `gated`
+                                                   trait in gptlab/axes.py): the norm inputs
         and outputs, q, k, v, the attention output, the MLP input and its hidden pre/post activation;
         fused attention keeps no (T, T) matrix (training uses the fused kernel outside log steps);
         with dropout > 0 add the one-byte dropout masks, and on CPU, where SDPA with dropout falls
@@ -35,7 +36,7 @@ import torch
 
 from gptlab.config import RunConfig
 from gptlab.dataset import load_data
-from gptlab.diagnostics.hardware import peak_rss_mb
+from gptlab.train.diag.hardware import peak_rss_mb
 from gptlab.model import build_model
 from gptlab.train.device import Runtime, device_label, resolve_runtime
 from gptlab.train.evaluate import lm_loss
@@ -57,7 +58,7 @@ class MemoryRow:
 def estimate_mb(cfg: RunConfig, n_params: int, batch_size: int, runtime: Runtime) -> float:
     m = cfg.model
     e = 2 if runtime.dtype in (torch.bfloat16, torch.float16) else 4
-    k = 3 if m.activation == "swiglu" else 2
+    k = 3 if m.trait("activation", "gated") else 2
     BT = batch_size * m.block_size
     states = 16 * n_params
     per_block = e * BT * (8 * m.n_embd + k * m.mlp_hidden)
