@@ -33,9 +33,6 @@ from gptlab.train.step import TrainStep
 from gptlab.store import RunStore
 from gptlab.train.tracking import Tracker, under_slurm
 
-# the ablation switches that become W&B tags
-TAG_KEYS = ("pos_encoding", "norm_placement", "norm", "residual", "attn_scale", "activation", "tie_weights")
-
 
 @dataclass(frozen=True)
 class RunMeta:
@@ -171,7 +168,7 @@ class _Loop:
         t, meta = self.cfg.train, self.meta
         log_file = open(self.store.log_path, "a", encoding="utf-8", buffering=1)
         self.progress = ProgressPrinter(meta.name, t.max_steps, log_file=log_file)
-        tags = [f"{k}={self.cfg.flat()[k]}" for k in TAG_KEYS]
+        tags = self.cfg.model.tags()  # every axis (gptlab/axes.py) and the chosen plugins' options
         self.tracker.start(project=self.cfg.log.project, entity=self.cfg.log.entity,
                            experiment=meta.experiment, name=meta.name, variant=meta.variant,
                            label=meta.label(), tags=tags,
