@@ -86,8 +86,9 @@ def wandb_exit_code(status: str) -> int:
 class Tracker:
     """Logs to W&B if enabled; every call is a no-op after the first failure."""
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, concurrent: bool = False) -> None:
         self.mode = resolve_mode(mode)
+        self.concurrent = concurrent  # several runs open at once in this process (a pack's members)
         self.run: Any = None
         self._warned = False
         self._best: float | None = None
@@ -113,6 +114,8 @@ class Tracker:
                 kwargs.update(name=name, id=stable_run_id(experiment, name, run_dir),
                               resume="allow" if resume else None)
             # the agent's sweep parameters (flat `n_layer`) land in the config beside our sectioned copy
+            if self.concurrent:
+                kwargs["reinit"] = "create_new"
             self.run = wandb.init(**kwargs, settings=wandb.Settings(silent=True, console="off"))
             self._define_metrics()
             self._sent_up_to = self._already_sent(resume)

@@ -1,0 +1,297 @@
+"""Train a pack: several runs of one architecture as one stacked model in one process.
+
+Each step draws every member's own batch (its own sampler, seeded as unpacked), runs one forward and
+backward over the stacked model, clips each member's gradients on its own and applies each member's
+AdamW with its own learning-rate schedule. Log steps, evals, checkpoints and divergence checks happen
+where the unpacked trainer has them; a member that diverges is recorded and masked, the others go on.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gptlab.config import RunConfig
+from gptlab.dataset import eval_windows, load_data, windows_to_batch
+from gptlab.pack.member import Member
+from gptlab.pack.optim import StackedAdamW, clip_per_member
+from gptlab.pack.stacked import stack_models
+from gptlab.store import RunLocked, Status
+from gptlab.store.layout import LOCKED
+from gptlab.train.device import device_label, resolve_runtime
+from gptlab.train.optim import lr_at
+from gptlab.train.provenance import provenance
+from gptlab.train.runstart import failure_text, record_failure
+from gptlab.train.trainer import RunMeta
+
+
+def run_pack(cfgs: list[RunConfig], metas: list[RunMeta], runs_root: Path, fresh: list[bool] | None = None,
+             expect: list[str | None] | None = None) -> list[dict[str, Any]]:
+    """Train (or resume) every member; returns their summaries in order. Bad input raises UserError
+    before anything is written; a crash is recorded in every member still running."""
+    fresh = fresh or [False] * len(cfgs)
+    expect = expect or [None] * len(cfgs)
+    data = load_data(cfgs[0].data, cfgs[0].model.block_size)
+    cfgs = [c.replace(vocab_size=data.tokenizer.vocab_size) for c in cfgs]
+    runtime = resolve_runtime(cfgs[0].train)
+    members = [Member(c, m, runs_root, f) for c, m, f in zip(cfgs, metas, fresh)]
+    summaries: dict[int, dict[str, Any]] = {}
+    prov = provenance(device_label(runtime.device))
+    try:
+        for i, member in enumerate(members):
+            record = {**member.cfg.to_dict(),
+                      "run": {"experiment": member.meta.experiment, "name": member.meta.name,
+                              "label": member.meta.label(), "variant": member.meta.variant,
+                              "seed": member.cfg.train.seed, "overrides": dict(member.meta.overrides)},
+                      "provenance": prov}
+            try:
+                previous = member.open(record, expect[i])
+            except RunLocked as locked:
+                print(f"skipped: {locked} {LOCKED}", file=sys.stderr)
+                summaries[i] = {"status": Status.running, "elsewhere": True, "error": "running in another process"}
+                continue
+            if previous is not None:
+                summaries[i] = previous
+                member.release()
+        todo = [m for i, m in enumerate(members) if i not in summaries]
+        if todo:
+            try:
+                pack = _Pack(todo, runtime, data)
+            except Exception as exc:  # noqa: BLE001 - e.g. an unreadable checkpoint: recorded, not a traceback
+                for member in todo:
+                    summaries[members.index(member)] = record_failure(member.store, failure_text(exc))
+                return [summaries[i] for i in range(len(members))]
+            for member, summary in zip(todo, pack.run()):
+                summaries[members.index(member)] = summary
+    finally:
+        for member in members:
+            member.release()
+    return [summaries[i] for i in range(len(members))]
+
+
+class _Pack:
+    def __init__(self, members: list[Member], runtime, data) -> None:  # noqa: ANN001
+        self.members, self.rt, self.data = members, runtime, data
+        self.cfg = members[0].cfg  # the shapes and cadences every member shares
+        t, M = self.cfg.train, len(members)
+        shapes = {repr(m.cfg.replace(dropout=0.0).model) for m in members}
+        if len(shapes) > 1:
+            raise ValueError("a pack's members must share one architecture (only dropout may differ)")
+        self.train_data = data.train.to(runtime.device)
+        self.val_data = data.val.to(runtime.device)
+        for member in members:
+            member.build(runtime, self.train_data)
+        states = [m.restore(runtime.device) if m.resumed else None for m in members]
+        steps = {m.step for m in members}
+        if len(steps) > 1:
+            raise RuntimeError(f"members resume from different steps {sorted(steps)}; the planner packs "
+                               "only runs at the same step")
+        self.step = steps.pop()
+        self.resumed = any(m.resumed for m in members)
+        dropout = [m.cfg.model.dropout for m in members]
+        self.model, self.params = stack_models([m.model for m in members], dropout)
+        self.model.to(runtime.device).train()
+        if t.attn_backend != "auto" and len(set(dropout)) == 1:
+            self.model.set_attention_backend(t.attn_backend)
+        tt = [m.cfg.train for m in members]
+        self.opt = StackedAdamW(self.params, [x.weight_decay for x in tt], [x.beta1 for x in tt],
+                                [x.beta2 for x in tt])
+        for i, (member, state) in enumerate(zip(members, states)):
+            if state is not None:
+                self.opt.load_member_state(i, member.opt.state_dict()["state"], member.opt_order)
+        resumed_states = [s for s in states if s is not None]
+        torch.manual_seed(tt[0].seed)  # the pack's dropout masks: one stream, each member its own slice
+        if resumed_states:
+            torch.set_rng_state(resumed_states[0]["torch_rng"].cpu())
+        self.clip = torch.tensor([x.grad_clip for x in tt], device=runtime.device)
+        self.active = torch.ones(M, dtype=torch.bool, device=runtime.device)
+        self.alive = [True] * M
+        self.eval_starts = eval_windows(data.val, self.cfg.model.block_size, t.eval_steps * t.batch_size)
+        self.diverge_at = max(100.0, 10 * math.log(self.cfg.model.vocab_size))
+
+    # ---- the step ----
+    def _step(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One update of every live member; returns (mean loss (M,), pre-clip grad norm (M,))."""
+        t, M = self.cfg.train, len(self.members)
+        total = torch.zeros(M, device=self.rt.device)
+        for _ in range(t.grad_accum):
+            batches = [m.sampler() for m in self.members]
+            x = torch.cat([b[0] for b in batches])   # (M*B, T), member-major
+            y = torch.cat([b[1] for b in batches])   # (M*B, T)
+            with self.rt.autocast:
+                logits = self.model(x)               # (M*B, T, V)
+            loss = _member_losses(logits, y, M) / t.grad_accum  # (M,)
+            loss.sum().backward()                    # members share no weights: each gets its own gradient
+            total += loss.detach()
+        norm = clip_per_member(self.params, self.clip)
+        self.opt.step(lr, self.active, all(self.alive))
+        self.opt.zero_grad()
+        return total, norm
+
+    @torch.no_grad()
+    def _eval(self) -> list[float]:
+        """Every member's loss on the same fixed windows as unpacked (trainer's evaluate, stacked)."""
+        t, M, T = self.cfg.train, len(self.members), self.cfg.model.block_size
+        self.model.eval()
+        total = torch.zeros(M, device=self.rt.device)
+        for i in range(0, len(self.eval_starts), t.batch_size):
+            x, y = windows_to_batch(self.val_data, self.eval_starts[i:i + t.batch_size], T)  # (b, T)
+            with self.rt.autocast:
+                logits = self.model(x.repeat(M, 1))  # every member sees the same windows
+            total += _member_losses(logits, y.repeat(M, 1), M) * len(x)
+        self.model.train()
+        return (total / len(self.eval_starts)).tolist()
+
+    # ---- the loop ----
+    def run(self) -> list[dict[str, Any]]:
+        t_start = time.perf_counter()
+        for member in self.members:
+            member.start_logging(t_start)
+        handlers = self._catch_stop_signals()
+        try:
+            self._train()
+            self._sync_steps()
+            for member in self._live():
+                member.end("finished")
+        except KeyboardInterrupt:
+            self._sync_steps()
+            if not self._in_step:  # a half-applied update must not be saved; the last checkpoint stands
+                self._checkpoint()
+            for member in self._live():
+                member.end("interrupted")
+            raise
+        except Exception as exc:  # noqa: BLE001 - a crash is recorded in every member, never lost
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            self._sync_steps()
+            for member in self._live():
+                member.end("failed", error, trace=True)
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+        return [m.result for m in self.members]
+
+    def _sync_steps(self) -> None:
+        for member in self._live():
+            member.step = self.step
+
+    def _live(self) -> list[Member]:
+        return [m for m, alive in zip(self.members, self.alive) if alive]
+
+    def _catch_stop_signals(self) -> dict:
+        """As the trainer: the first Ctrl-C / SIGTERM stops at the next step boundary, a second at once."""
+        self._stop_requested, self._in_step = False, False
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def request_stop(signum, frame):  # noqa: ANN001
+            if self._stop_requested or not self._in_step:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        return {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _train(self) -> None:
+        t, M = self.cfg.train, len(self.members)
+        if self.step == 0 and not self.resumed:
+            for member, val in zip(self.members, self._eval()):
+                member.emit({"step": 0, "val/loss": val})
+        tokens_per_step = t.batch_size * self.cfg.model.block_size * t.grad_accum
+        nonfinite = torch.zeros(M, dtype=torch.bool, device=self.rt.device)
+        tick, tick_step = time.perf_counter(), self.step
+        while self.step < t.max_steps and any(self.alive):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            lrs = [lr_at(self.step, m.cfg.train) for m in self.members]
+            self._in_step = True
+            loss, norm = self._step(torch.tensor(lrs, device=self.rt.device))
+            nonfinite |= ~torch.isfinite(loss)
+            self.step += 1
+            self._in_step = False
+            at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
+            if not (at_eval or self.step % self.cfg.log.log_interval == 0):
+                continue
+            losses, norms, bad = loss.tolist(), norm.tolist(), nonfinite.tolist()  # the host sync
+            now = time.perf_counter()
+            elapsed, steps = now - tick, self.step - tick_step
+            rows = {}
+            for i, member in enumerate(self.members):
+                if not self.alive[i]:
+                    continue
+                member.step = self.step
+                member.train_tokens += steps * tokens_per_step
+                member.train_time += elapsed
+                row = {"step": self.step, "train/loss": losses[i], "lr": lrs[i],
+                       "tokens_per_s": round(steps * tokens_per_step / elapsed, 1) if elapsed > 0 else None}
+                if bad[i] or not losses[i] < self.diverge_at:
+                    member.emit(row)
+                    self._diverge(i, f"diverged at step {self.step}: train loss {losses[i]}")
+                    continue
+                if member.cfg.log.diagnostics != "off":
+                    row["diag/grad_norm"] = norms[i]
+                rows[i] = row
+            vals = self._eval() if at_eval and rows else None
+            eta = (t.max_steps - self.step) * elapsed / max(steps, 1)
+            for i, row in rows.items():
+                if vals is not None:
+                    row["val/loss"] = vals[i]
+                self.members[i].emit(row, eta_s=eta)
+                if vals is not None and not math.isfinite(vals[i]):
+                    self._diverge(i, f"diverged at step {self.step}: val loss {vals[i]}")
+            if at_eval:
+                self._checkpoint()
+            tick, tick_step = time.perf_counter(), self.step
+
+    def _diverge(self, i: int, why: str) -> None:
+        """Record member i diverged and mask it: no more updates, and zero weights so its slice of the
+        stacked compute stays finite (NaN/inf would slow every later step)."""
+        self.alive[i] = False
+        self.active[i] = False
+        with torch.no_grad():
+            for p in self.params.values():
+                p[i].zero_()
+        self.members[i].end("diverged", message=why)
+
+    def _checkpoint(self) -> None:
+        self._sync_steps()
+        torch_rng = torch.get_rng_state()
+        chars = list(self.data.tokenizer.chars)
+        for i, member in enumerate(self.members):
+            if not self.alive[i]:
+                continue
+            weights = {name: p[i].detach() for name, p in self.params.items()}
+            member.checkpoint(_member_state_dict(member, weights), self.opt.member_state(i, member.opt_order),
+                              lr_at(self.step - 1, member.cfg.train) if self.step else member.cfg.train.lr,
+                              member.sampler.generator.get_state(), torch_rng, chars)
+
+
+def _member_losses(logits: torch.Tensor, targets: torch.Tensor, M: int) -> torch.Tensor:
+    """lm_loss per member: mean next-token cross-entropy over its own rows. logits (M*B, T, V) -> (M,)"""
+    flat = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+    return flat.view(M, -1).mean(1)
+
+
+def _member_state_dict(member: Member, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Member's model state_dict with its slice of the pack's weights (tied names share one tensor)."""
+    model = member.model
+    out = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        out[name] = weights[_first_name(model, name)]
+    for name, b in model.named_buffers():
+        out[name] = b
+    return {k: v for k, v in out.items() if k in model.state_dict()}
+
+
+def _first_name(model: torch.nn.Module, name: str) -> str:
+    cache = model.__dict__.setdefault("_pack_first_names", None)
+    if cache is None:
+        first = {id(p): n for n, p in model.named_parameters()}
+        cache = {n: first[id(p)] for n, p in model.named_parameters(remove_duplicate=False)}
+        model.__dict__["_pack_first_names"] = cache
+    return cache[name]

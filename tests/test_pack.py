@@ -1,0 +1,176 @@
+"""Packed runs (several seeds / learning rates as one stacked model in one process) against unpacked ones.
+
+The unpacked side is the real trainer (run_training); the packed side is `gptlab run --pack` or the
+pack loop itself. With dropout 0 every member must reproduce its unpacked run: init, batches, losses,
+evals, best val, checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY, cli
+from gptlab.config import build_config
+from gptlab.model import build_model
+from gptlab.pack.loop import run_pack
+from gptlab.pack.plan import PackMember, pack_command
+from gptlab.pack.stacked import stack_models
+from gptlab.store import RunStore
+from gptlab.train.trainer import RunMeta, run_training
+
+SEEDS = (0, 1, 2)
+BASE = {**TINY, "batch_size": 4, "lr": 3e-3, "warmup_steps": 5, "wandb": "disabled"}
+TOL = 1e-5
+
+
+def configs(**changes):
+    return [build_config({**BASE, **changes, "seed": s}) for s in SEEDS]
+
+
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("unpacked")
+    torch.set_num_threads(1)
+    for cfg in configs():
+        run_training(cfg, root, RunMeta("study", f"seed{cfg.train.seed}", overrides={"seed": cfg.train.seed}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("packed")
+    run_pack(configs(), [RunMeta("study", f"seed{s}", overrides={"seed": s}) for s in SEEDS], root)
+    return root
+
+
+def test_stacked_weights_are_each_seeds_own_init():
+    cfg = build_config({**BASE, "vocab_size": 65})
+    models = []
+    for seed in SEEDS:
+        torch.manual_seed(seed)  # the trainer's rule: seed, then build the model
+        models.append(build_model(cfg.model))
+    _, stacked = stack_models(models, [0.0] * len(SEEDS))
+    for i, model in enumerate(models):
+        own = dict(model.named_parameters())
+        assert set(stacked) == set(own)
+        for name, p in stacked.items():
+            assert torch.equal(p[i], own[name]), name
+    assert not torch.equal(stacked["tok_emb.weight"][0], stacked["tok_emb.weight"][1])
+
+
+def test_packed_member_equals_its_unpacked_run(packed: Path, unpacked: Path):
+    for seed in SEEDS:
+        p, u = RunStore(packed / "study" / f"seed{seed}"), RunStore(unpacked / "study" / f"seed{seed}")
+        ps, us = p.summary(), u.summary()
+        assert ps["status"] == us["status"] == "finished"
+        assert ps["steps"] == us["steps"] and ps["n_params"] == us["n_params"]
+        assert ps["best_val_loss"] == pytest.approx(us["best_val_loss"], abs=TOL)
+        assert ps["final_val_loss"] == pytest.approx(us["final_val_loss"], abs=TOL)
+        prows, urows = p.metrics(), u.metrics()
+        assert [r["step"] for r in prows] == [r["step"] for r in urows]
+        assert prows[0]["val/loss"] == pytest.approx(urows[0]["val/loss"], abs=1e-6)  # step 0: the init
+        for a, b in zip(prows, urows):
+            for key in ("train/loss", "val/loss", "lr"):
+                assert (key in a) == (key in b)
+                if key in a:
+                    assert a[key] == pytest.approx(b[key], abs=TOL), (seed, a["step"], key)
+        pc = torch.load(p.checkpoint_path, weights_only=True)
+        uc = torch.load(u.checkpoint_path, weights_only=True)
+        assert pc.keys() == uc.keys() and pc["step"] == uc["step"]
+        assert torch.equal(pc["batch_rng"], uc["batch_rng"])  # the same windows were drawn
+        assert pc["optimizer"]["param_groups"] == uc["optimizer"]["param_groups"]
+        for name, tensor in uc["model"].items():
+            assert torch.allclose(pc["model"][name], tensor, atol=1e-5), name
+        for i, state in uc["optimizer"]["state"].items():
+            assert float(pc["optimizer"]["state"][i]["step"]) == float(state["step"])
+            assert torch.allclose(pc["optimizer"]["state"][i]["exp_avg"], state["exp_avg"], atol=1e-6)
+        assert p.config()["run"] == u.config()["run"]
+
+
+def test_losses_differ_between_members(packed: Path):
+    finals = {RunStore(packed / "study" / f"seed{s}").summary()["final_val_loss"] for s in SEEDS}
+    assert len(finals) == len(SEEDS)
+
+
+def test_diverging_member_is_masked_and_the_others_finish(tmp_path: Path, unpacked: Path):
+    cfgs = configs()[:2] + [build_config({**BASE, "seed": 9, "lr": 1e3, "grad_clip": 0.0, "warmup_steps": 0})]
+    names = ["seed0", "seed1", "hot"]
+    summaries = run_pack(cfgs, [RunMeta("study", n) for n in names], tmp_path)
+    assert [s["status"] for s in summaries] == ["finished", "finished", "diverged"]
+    assert summaries[2]["steps"] < BASE["max_steps"]
+    for name in names[:2]:  # the survivors are untouched by their diverged neighbour
+        p, u = RunStore(tmp_path / "study" / name), RunStore(unpacked / "study" / name)
+        assert [r.get("train/loss") for r in p.metrics()] == pytest.approx(
+            [r.get("train/loss") for r in u.metrics()], abs=TOL)
+    assert RunStore(tmp_path / "study" / "hot").summary()["status"] == "diverged"
+    assert not RunStore(tmp_path / "study" / "hot").is_locked()
+
+
+def test_auto_pack_members_keep_their_own_schedules(tmp_path: Path):
+    lrs = (1e-3, 3e-3)
+    cfgs = [build_config({**BASE, "seed": 0, "lr": lr, "warmup_steps": w, "weight_decay": wd})
+            for lr, w, wd in ((lrs[0], 0, 0.1), (lrs[1], 10, 0.0))]
+    run_pack(cfgs, [RunMeta("auto", f"lr{lr}") for lr in lrs], tmp_path / "p")
+    for cfg, lr in zip(cfgs, lrs):
+        run_training(cfg, tmp_path / "u", RunMeta("auto", f"lr{lr}"))
+        p, u = RunStore(tmp_path / "p" / "auto" / f"lr{lr}"), RunStore(tmp_path / "u" / "auto" / f"lr{lr}")
+        assert [r.get("lr") for r in p.metrics()] == [r.get("lr") for r in u.metrics()]
+        assert p.summary()["best_val_loss"] == pytest.approx(u.summary()["best_val_loss"], abs=TOL)
+
+
+def _pack_process(root: Path, cfg_changes: dict, names: list[str]) -> subprocess.Popen:
+    members = [PackMember(n, None, {"seed": s}, {**BASE, **cfg_changes, "seed": s}, fresh=False)
+               for n, s in zip(names, SEEDS)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    return subprocess.Popen(pack_command(members, "study", root, "disabled"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow
+def test_killed_pack_resumes_without_duplicate_rows(tmp_path: Path):
+    changes = {"max_steps": 200, "eval_interval": 20, "log_interval": 10}
+    names = [f"seed{s}" for s in SEEDS]
+    proc = _pack_process(tmp_path, changes, names)
+    stores = [RunStore(tmp_path / "study" / n) for n in names]
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if all(s.checkpoint_path.exists() for s in stores) and all((s.last_step() or 0) >= 40 for s in stores):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the pack finished before it could be killed: make it longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert all(s.summary()["status"] == "running" for s in stores)  # killed: nobody recorded an end
+    again = _pack_process(tmp_path, changes, names)
+    assert again.wait(timeout=300) == 0, again.stderr.read().decode()
+    whole = run_pack([build_config({**BASE, **changes, "seed": s}) for s in SEEDS],
+                     [RunMeta("study", n) for n in names], tmp_path / "uninterrupted")
+    for store, reference in zip(stores, whole):
+        steps = [r["step"] for r in store.metrics()]
+        assert steps == sorted(set(steps)) and steps[-1] == 200  # each step once, up to the end
+        assert store.summary()["status"] == "finished"
+        assert store.summary()["final_val_loss"] == pytest.approx(reference["final_val_loss"], abs=TOL)
+
+
+@pytest.mark.slow
+def test_report_reads_packed_runs_like_unpacked(packed: Path, unpacked: Path):
+    from gptlab import load_runs
+
+    p, u = load_runs(packed), load_runs(unpacked)
+    assert list(p.columns) == list(u.columns)
+    keys = ["experiment", "run", "label", "seed", "status"]
+    assert p[keys].sort_values("run").values.tolist() == u[keys].sort_values("run").values.tolist()
+    assert p.sort_values("run")["best_val_loss"].tolist() == pytest.approx(
+        u.sort_values("run")["best_val_loss"].tolist(), abs=TOL)
+    out = cli("report", "study", "--runs", str(packed), "--out", str(packed / "reports"))
+    assert out.returncode == 0, out.stderr
+    summary = (packed / "reports" / "study" / "summary.csv").read_text().splitlines()
+    assert len(summary) == 2 and ",3," in summary[1]  # one variant, 3 finished seeds
