@@ -1,4 +1,5 @@
-"""The results table against numbers computed independently with scipy, and the findings' wording."""
+"""The results table against numbers computed independently with scipy / statsmodels, and the findings' wording:
+Welch, TOST equivalence vs inconclusive, the detectable effect, Holm over all tests, identical seeds."""
 from __future__ import annotations
 
 import math
@@ -10,10 +11,11 @@ import pytest
 from scipy import stats
 from test_analysis_store import LEARNED, ROPE, SINUSOIDAL, make_ablation_store, write_run, write_spec
 
-from gptlab.analysis.findings import findings, headline
+from gptlab.analysis.findings import findings
+from gptlab.analysis.headline import headline
 from gptlab.analysis.load import load_store
 from gptlab.analysis.report import analyze
-from gptlab.analysis.stats import CSV_COLUMNS
+from gptlab.analysis.stats import CSV_COLUMNS, Criterion
 
 
 def expected_group(values: list[float]) -> tuple[float, float, float, float]:
@@ -60,14 +62,16 @@ def test_planted_effects_and_statuses(analysis) -> None:
     assert table.loc["none", "n_failed"] == 1
     text = findings(analysis.table, analysis.compare)
     sin = next(t for t in text if t.startswith("sinusoidal has"))
-    assert "higher val/loss than learned" in sin and "a significant difference" in sin and "worse" in sin
-    assert "3 vs 3 seeds" in sin and "95% CI 0.27" in sin
+    assert "higher val/loss than learned" in sin and "significantly worse" in sin
+    assert "3 vs 3 seeds" in sin and "95% CI 0.27" in sin and "adjusted p" in sin
+    assert sin.endswith("(figure metric_by_variant).")
     rope = next(t for t in text if t.startswith("rope has"))
-    assert rope.endswith("no detectable difference.")
+    assert ": inconclusive: these seeds detect a difference of" in rope
     alibi = next(t for t in text if t.startswith("alibi has"))
     assert "no uncertainty can be given" in alibi and "95% CI" not in alibi
     assert "post_ln diverged in 3 of 3 seeds." in text
     assert "none failed in 1 of 1 seeds (first error: RuntimeError: boom)." in text
+    assert text[0].startswith("Health: post_ln diverged")  # health problems lead
     assert headline(analysis.table, analysis.compare).startswith("No variant beats learned")
 
 
@@ -101,5 +105,96 @@ def test_summary_csv_columns_and_format(analysis, tmp_path: Path) -> None:
     text = write_summary_csv(analysis.table, tmp_path / "summary.csv")
     frame = pd.read_csv(tmp_path / "summary.csv")
     assert list(frame.columns) == CSV_COLUMNS
+    for column in ("p_adjusted", "equivalent", "mde", "health"):
+        assert column in frame
     assert text.splitlines()[1].startswith("learned,3,val/loss,1.51,")
-    assert frame.set_index("variant").loc["sinusoidal", "significant"] == True  # noqa: E712
+    rows = frame.set_index("variant")
+    assert rows.loc["sinusoidal", "significant"] == True  # noqa: E712
+    assert rows.loc["post_ln", "health"] == "diverged" and rows.loc["learned", "health"] == "ok"
+
+
+def one_factor_store(root: Path, experiment: str, groups: dict[str, list[float]], **compare) -> Path:
+    """A spec with one variant per group (the first is the baseline), one finished run per value."""
+    names = list(groups)
+    write_spec(root, experiment, {"variants": {n: {"lr": 1e-3 * (i + 1)} for i, n in enumerate(names)},
+                                  "seeds": list(range(max(map(len, groups.values())))),
+                                  "compare": {"metric": "val/loss", "baseline": names[0], **compare}})
+    for i, (name, values) in enumerate(groups.items()):
+        for seed, value in enumerate(values):
+            write_run(root, experiment, f"{name}-seed{seed}", best=value, variant=name, seed=seed,
+                      overrides={"lr": 1e-3 * (i + 1)})
+    return root
+
+
+def test_equivalent_and_inconclusive_with_the_same_difference(tmp_path: Path) -> None:
+    """Both studies differ by +0.005; tight seeds show equivalence within 0.02, noisy ones cannot."""
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.power import TTestIndPower
+    from statsmodels.stats.weightstats import ttost_ind
+
+    z6 = np.array([-1.5, -0.9, -0.3, 0.3, 0.9, 1.5])
+    z6 = z6 / z6.std(ddof=1)
+    z3 = np.array([-1.0, 0.0, 1.0])
+    tight = {"base": list(2.0 + 0.006 * z6), "other": list(2.005 + 0.006 * z6[::-1])}
+    noisy = {"base": list(2.0 + 0.03 * z3), "other": list(2.005 + 0.03 * z3)}
+    one_factor_store(tmp_path, "tight", tight, margin=0.02)
+    one_factor_store(tmp_path, "noisy", noisy)  # default margin for a loss: 0.02
+    store = load_store(tmp_path)
+    for name, groups, equivalent in (("tight", tight, True), ("noisy", noisy, False)):
+        a, b = np.array(groups["other"]), np.array(groups["base"])
+        row = analyze(store, name).table.set_index("variant").loc["other"]
+        p_welch = stats.ttest_ind(a, b, equal_var=False).pvalue
+        p_tost = ttost_ind(a, b, -0.02, 0.02, usevar="unequal")[0]
+        adj = multipletests([p_welch, p_tost], method="holm")[1]
+        assert row["diff"] == pytest.approx(0.005, abs=1e-12)
+        np.testing.assert_allclose([row["p_value"], row["p_tost"], row["p_adjusted"], row["p_tost_adjusted"]],
+                                   [p_welch, p_tost, adj[0], adj[1]], rtol=1e-7)
+        assert row["significant"] is False and row["equivalent"] is equivalent
+        sd = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+        assert TTestIndPower().power(row["mde"] / sd, len(a), 0.05) == pytest.approx(0.8, abs=1e-6)
+        sentence = next(t for t in findings(analyze(store, name).table, Criterion()) if t.startswith("other has"))
+        if equivalent:
+            assert ": equivalent within ±0.02 (figure" in sentence
+        else:
+            assert ": inconclusive: these seeds detect a difference of" in sentence
+            assert f"about {int(row['seeds_needed'])} seeds per variant would show equivalence" in sentence
+            assert row["seeds_needed"] > 3
+
+
+def test_holm_removes_the_one_chance_finding(tmp_path: Path) -> None:
+    """Nine null variants against a baseline: one raw p < 0.05, none after Holm over all 18 tests."""
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.weightstats import ttost_ind
+
+    rng = np.random.default_rng(0)
+    for _ in range(1000):  # the first draw with exactly one chance "discovery"
+        groups = {f"v{i}": list(np.round(2.0 + 0.02 * rng.standard_normal(4), 6)) for i in range(10)}
+        raw = [stats.ttest_ind(groups[k], groups["v0"], equal_var=False).pvalue for k in list(groups)[1:]]
+        if sum(p < 0.05 for p in raw) == 1:
+            break
+    one_factor_store(tmp_path, "nulls", groups, margin=0.005)
+    analysis = analyze(load_store(tmp_path), "nulls")
+    table = analysis.table.set_index("variant")
+    others = list(groups)[1:]
+    tost_p = [ttost_ind(np.array(groups[k]), np.array(groups["v0"]), -0.005, 0.005, usevar="unequal")[0]
+              for k in others]
+    adjusted = multipletests(raw + tost_p, method="holm")[1][:len(raw)]
+    np.testing.assert_allclose(table.loc[others, "p_value"].to_numpy(float), raw, rtol=1e-7)
+    np.testing.assert_allclose(table.loc[others, "p_adjusted"].to_numpy(float), adjusted, rtol=1e-7)
+    assert (table.loc[others, "p_value"] < 0.05).sum() == 1
+    assert not table.loc[others, "significant"].any()
+    assert analysis.family.total == 18 and "adjusted together by Holm" in analysis.family.sentence()
+    none = one_factor_store(tmp_path / "none", "nulls", groups, margin=0.005, correction="none")
+    table = analyze(load_store(none), "nulls").table.set_index("variant")
+    assert table.loc[others, "significant"].sum() == 1  # uncorrected, the chance finding stands
+
+
+def test_identical_seeds_give_no_uncertainty_and_no_significance(tmp_path: Path) -> None:
+    one_factor_store(tmp_path, "same", {"base": [2.0, 2.0, 2.0], "other": [2.1, 2.1, 2.1]})
+    analysis = analyze(load_store(tmp_path), "same")
+    row = analysis.table.set_index("variant").loc["other"]
+    assert row["diff"] == pytest.approx(0.1) and math.isnan(row["p_value"]) and math.isnan(row["diff_ci_low"])
+    assert row["significant"] is None and row["equivalent"] is None
+    sentence = next(t for t in findings(analysis.table, analysis.compare) if t.startswith("other has"))
+    assert "no uncertainty can be given" in sentence and "significant" not in sentence
+    assert "No uncertainty can be given" in analysis.headline

@@ -22,8 +22,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from gptlab.analysis.compute import tokens_per_step  # noqa: E402
 from gptlab.analysis.design import Design  # noqa: E402
-from gptlab.analysis.stats import Compare  # noqa: E402
+from gptlab.analysis.stats import Criterion  # noqa: E402
 
 BROKEN = ("diverged", "failed")
 _LOG_KEYS = {"lr", "min_lr", "weight_decay"}
@@ -38,10 +39,11 @@ class FigureContext:
     runs: pd.DataFrame  # one row per run, with a `value` column (the compared metric)
     history: pd.DataFrame
     table: pd.DataFrame  # stats.summary_table
-    compare: Compare
+    compare: Criterion
     design: Design
     colors: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)  # e.g. log_x for learning curves
+    effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # effects.csv rows (several factors)
 
 
 @dataclass(frozen=True)
@@ -126,16 +128,31 @@ def _label_values(ctx: FigureContext, key: str) -> dict[str, Any]:
 
 @register_figure("learning_curves")
 def learning_curves(ctx: FigureContext) -> tuple[Figure, str] | None:
-    """Train and val loss per variant: mean over seeds, shaded min-max band."""
+    """Train and val loss per variant against steps: mean over seeds, shaded min-max band."""
+    return _curves(ctx, "step")
+
+
+@register_figure("learning_curves_tokens")
+def learning_curves_tokens(ctx: FigureContext) -> tuple[Figure, str] | None:
+    """The same curves against training tokens seen (steps x tokens per step)."""
+    if tokens_per_step(ctx.runs).isna().all():
+        return None
+    return _curves(ctx, "tokens")
+
+
+def _curves(ctx: FigureContext, x: str) -> tuple[Figure, str] | None:
     metrics = [m for m in ("train/loss", "val/loss") if m in ctx.history and ctx.history[m].notna().any()]
     if not metrics:
         return None
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
-    status = ctx.runs.set_index("run")["status"]
+    by_run = ctx.runs.set_index("run")
+    status = by_run["status"]
+    per_step = tokens_per_step(ctx.runs).set_axis(ctx.runs["run"])
     for ax, metric in zip(axes[0], metrics):
         data = ctx.history[["run", "step", metric]].dropna()
-        data = data.assign(label=data["run"].map(ctx.runs.set_index("run")["label"]),
-                           status=data["run"].map(status))
+        data = data.assign(label=data["run"].map(by_run["label"]), status=data["run"].map(status))
+        if x == "tokens":  # same column name, so the drawing below is shared
+            data = data.assign(step=data["step"] * data["run"].map(per_step))
         ok = data[~data["status"].isin(BROKEN)]
         labelled: set[str] = set()
         for label in ctx.design.labels:
@@ -157,12 +174,15 @@ def learning_curves(ctx: FigureContext) -> tuple[Figure, str] | None:
         if limits:
             ax.set_ylim(*limits)
         if ctx.options.get("log_x"):
-            ax.set_xscale("symlog", linthresh=10)
-        ax.set_xlabel("step")
+            ax.set_xscale("symlog", linthresh=10 if x == "step" else 1e4)
+        ax.set_xlabel("step" if x == "step" else "training tokens seen")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
+    if x == "tokens":
+        return fig, ("Learning curves against training tokens seen (steps x batch_size x block_size x "
+                     "grad_accum): mean over seeds, shaded min-max band; dotted runs broke.")
     return fig, "Learning curves: mean over seeds, shaded min-max band; dotted runs broke."
 
 
@@ -292,3 +312,30 @@ def _params(n: float) -> str:
     if n is None or math.isnan(n):
         return ""
     return f"{n / 1e6:.2f}M params" if n >= 1e5 else f"{n / 1e3:.1f}k params"
+
+
+@register_figure("effects")
+def effects_plot(ctx: FigureContext) -> tuple[Figure, str] | None:
+    """Main effects and interactions (and the one-factor comparisons) with 95% CIs, in metric units."""
+    rows = ctx.effects
+    if rows is None or not len(rows):
+        return None
+    rows = rows[np.isfinite(rows["estimate"].to_numpy(float))].iloc[::-1]
+    if not len(rows):
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(rows) + 1.4))
+    colors = {"main": "#1f77b4", "interaction": "#d62728", "simple": "#7f7f7f", "matched": "#2ca02c"}
+    y = np.arange(len(rows))
+    for i, (_, r) in enumerate(rows.iterrows()):
+        color = colors.get(r["kind"], "#7f7f7f")
+        lo, hi = r["ci_low"], r["ci_high"]
+        if math.isfinite(lo):
+            ax.plot([lo, hi], [i, i], color=color, lw=2)
+        ax.plot([r["estimate"]], [i], "o", color=color, ms=5, mfc="white" if not r["significant"] else color)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, [f"{r['contrast']}" for _, r in rows.iterrows()], fontsize=7)
+    ax.set_xlabel(f"effect on {ctx.compare.metric} (level - reference)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig, ("Effects with 95% CIs: main effects (blue), interactions (red), one-factor comparisons "
+                 "(grey); filled: significant after adjustment.")

@@ -1,7 +1,10 @@
-"""Plain-language findings from the results table: direction, size, CI and significance.
+"""Plain-language findings, generated from the numbers of the results table and effects.csv.
 
-The wording is deliberately fixed: "a significant difference" only when the 95% interval excludes
-zero, "no detectable difference" otherwise, and "no uncertainty can be given" with one seed.
+Every comparison ends in exactly one verdict, decided on p-values adjusted over the whole report:
+"significantly better" / "significantly worse"; "equivalent within ±m" (both one-sided tests at the
+margin reject); "inconclusive" (neither), with the smallest difference these seeds could detect and
+about how many seeds would resolve the observed one; or "no uncertainty can be given" (one seed, or
+every seed on both sides agreeing exactly). Each sentence names the figure it rests on.
 """
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from gptlab.analysis.stats import Compare
+from gptlab.analysis.stats import Criterion
 
+FIG_METRIC, FIG_CURVES, FIG_EFFECTS = "metric_by_variant", "learning_curves", "effects"
 _STATUS_VERBS = {"diverged": "diverged", "failed": "failed", "interrupted": "was interrupted",
                  "running": "is still running"}
+_HEALTH_WORDS = {"not_learning": "never learned", "diverged": "diverged", "unstable": "trained unstably",
+                 "overfit": "overfit"}
 
 
 def decimals(*values: float) -> int:
@@ -38,7 +44,41 @@ def fmt_p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.2g}"
 
 
-def comparison(row: Any, base: Any, compare: Compare) -> str:
+def fmt_padj(p: float) -> str:
+    return "adjusted " + fmt_p(p)
+
+
+def _seeds_phrase(n: float) -> str:
+    if not math.isfinite(n):
+        return ""
+    return "more than 1000 seeds per variant" if n > 1000 else f"about {int(n)} seeds per variant"
+
+
+def verdict(row: Any, compare: Criterion, label: str) -> str:
+    """The verdict words of one tested comparison (summary row)."""
+    if row["exact"]:
+        return "every seed gave the same value on both sides, so no uncertainty can be given"
+    if math.isnan(row["diff_ci_low"]):
+        return "no uncertainty can be given with a single seed"
+    if row["significant"]:
+        better = row["diff"] * compare.sign > 0
+        return f"significantly {'better' if better else 'worse'}"
+    margin = f"{row['margin']:g}"
+    if row["equivalent"]:
+        return f"equivalent within ±{margin}"
+    places = decimals(row["mde"], row["diff"])
+    text = "inconclusive"
+    if math.isfinite(row["mde"]):
+        text += f": these seeds detect a difference of {fmt(row['mde'], places)} or more (80% power)"
+        seeds = _seeds_phrase(row["seeds_needed"])
+        if seeds:
+            goal = (f"tell {fmt(abs(row['diff']), places)} from 0" if abs(row["diff"]) >= row["margin"]
+                    else f"show equivalence within ±{margin}")
+            text += f"; {seeds} would {goal}"
+    return text
+
+
+def comparison(row: Any, base: Any, compare: Criterion) -> str:
     """One sentence comparing a label's row of the table with its baseline's row."""
     label, base_label, metric = row["variant"], base["variant"], compare.metric
     if row["n"] == 0:
@@ -54,13 +94,10 @@ def comparison(row: Any, base: Any, compare: Compare) -> str:
                 f"than {base_label}")
     seeds = f"{row['n']} vs {base['n']} seeds"
     if math.isnan(row["diff_ci_low"]):
-        return f"{head} ({seeds}): no uncertainty can be given with a single seed."
+        return f"{head} ({seeds}): {verdict(row, compare, label)} (figure {FIG_METRIC})."
     ci = f"95% CI {fmt(row['diff_ci_low'], places)} to {fmt(row['diff_ci_high'], places)}"
-    detail = f"({ci}, {seeds}, {fmt_p(row['p_value'])})"
-    if not row["significant"]:
-        return f"{head} {detail}: no detectable difference."
-    better = diff * compare.sign > 0
-    return f"{head} {detail}: a significant difference; {label} is {'better' if better else 'worse'}."
+    detail = f"({ci}, {seeds}, {fmt_p(row['p_value'])}, {fmt_padj(row['p_adjusted'])})"
+    return f"{head} {detail}: {verdict(row, compare, label)} (figure {FIG_METRIC})."
 
 
 def status_sentences(row: Any) -> list[str]:
@@ -77,7 +114,23 @@ def status_sentences(row: Any) -> list[str]:
     return out
 
 
-def spread_sentence(row: Any, compare: Compare) -> str:
+def health_sentences(table: pd.DataFrame) -> list[str]:
+    """One sentence per variant whose health is not ok, naming the number it rests on."""
+    out = []
+    for _, r in table.iterrows():
+        health = r.get("health", "ok")
+        if health not in _HEALTH_WORDS:
+            continue
+        of = f"{int(r['health_n'])} of {int(r['health_of'])} seeds"
+        why = f": {r['health_reason']}" if r.get("health_reason") else ""
+        consequence = ("; its comparisons say nothing about the ablation" if health == "not_learning"
+                       else "")
+        out.append(f"Health: {r['variant']} {_HEALTH_WORDS[health]} ({health}, {of}{why}){consequence} "
+                   f"(figure {FIG_CURVES}).")
+    return out
+
+
+def spread_sentence(row: Any, compare: Criterion) -> str:
     """The mean of one label, for experiments with nothing to compare against."""
     if row["n"] == 0:
         return f"{row['variant']} has no finished runs."
@@ -89,70 +142,48 @@ def spread_sentence(row: Any, compare: Compare) -> str:
             f"{fmt(row['ci_low'], places)} to {fmt(row['ci_high'], places)}, {row['n']} seeds).")
 
 
-def findings(table: pd.DataFrame, compare: Compare, note: str | None = None) -> list[str]:
-    """All findings in table order: comparisons first, then divergence / failure counts."""
+def effect_sentence(row: Any, compare: Criterion) -> str:
+    """A main effect, interaction or simple effect from effects.csv, in words."""
+    est, lo, hi = row["estimate"], row["ci_low"], row["ci_high"]
+    places = decimals(est, lo, hi)
+    kind = {"main": "Main effect", "interaction": "Interaction", "simple": "Effect",
+            "matched": "Comparison"}[row["kind"]]
+    head = f"{kind} {row['contrast']}: {'+' if est > 0 else ''}{fmt(est, places)} {compare.metric}"
+    if not math.isfinite(lo):
+        return f"{head}: no uncertainty can be given (figure {FIG_EFFECTS})."
+    detail = f"(95% CI {fmt(lo, places)} to {fmt(hi, places)}, {fmt_padj(row['p_adjusted'])})"
+    if row["significant"]:
+        word = "significant"
+        if row["kind"] != "interaction":
+            word += f", {'better' if est * compare.sign > 0 else 'worse'}"
+    else:
+        word = "not significant"
+    return f"{head} {detail}: {word} (figure {FIG_EFFECTS})."
+
+
+def findings(table: pd.DataFrame, compare: Criterion, note: str | None = None,
+             effects: pd.DataFrame | None = None) -> list[str]:
+    """Health first, then comparisons (or effects), then divergence / failure counts."""
     rows = table.set_index("variant", drop=False)
-    out = [note[0].upper() + note[1:] + "."] if note else []
+    out = health_sentences(table) if "health" in table else []
+    out += [note[0].upper() + note[1:] + "."] if note else []
+    effects = effects if effects is not None else pd.DataFrame()
+    if len(effects):
+        out += [effect_sentence(r, compare) for _, r in effects.iterrows() if r["kind"] in ("main", "interaction")]
     compared = False
     for _, row in table.iterrows():
         base = row["baseline"]
-        if base is not None and base == base and base != row["variant"]:
+        if base is None or base != base or base == row["variant"]:
+            continue
+        if row["tested"] or row["n"] == 0 or rows.loc[base, "n"] == 0:
             out.append(comparison(row, rows.loc[base], compare))
             compared = True
-    if not compared:
+    if len(effects):
+        seen = {(r["variant"], r["baseline"]) for _, r in table.iterrows() if r.get("tested")}
+        out += [effect_sentence(r, compare) for _, r in effects.iterrows()
+                if r["kind"] in ("simple", "matched") and tuple(r["pair"]) not in seen]
+    elif not compared:
         out += [spread_sentence(row, compare) for _, row in table.iterrows()]
     for _, row in table.iterrows():
         out += status_sentences(row)
     return out
-
-
-def headline(table: pd.DataFrame, compare: Compare, baseline_is_best: bool = False) -> str:
-    """The index line: the verdict of _verdict, plus which variants diverged (a finding in itself)."""
-    line = _verdict(table, compare, baseline_is_best)
-    broken = [f"{r['variant']} diverged in {int(r['n_diverged'])} seed{'s' if r['n_diverged'] != 1 else ''}"
-              for _, r in table.iterrows() if r.get("n_diverged", 0) > 0]
-    return f"{line} {'; '.join(broken)}." if broken else line
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _verdict(table: pd.DataFrame, compare: Compare, baseline_is_best: bool = False) -> str:
-    """One line for the index: the strongest significant improvement, else the overall verdict.
-
-    When the baseline was picked as the best variant (no spec baseline), nothing can beat it, so
-    the line names it and counts how many others are detectably worse.
-    """
-    rows = table.set_index("variant", drop=False)
-    compared = table[table["baseline"].notna() & (table["baseline"] != table["variant"])
-                     & table["diff"].notna()]
-    significant = compared[compared["significant"].map(lambda v: v is True or v == 1)]
-    if baseline_is_best and len(compared):
-        best = rows.loc[compared["baseline"].iloc[0]]
-        lead = spread_sentence(best, compare).removesuffix(".").replace(" reaches ", " has the best ", 1)
-        if compared["diff_ci_low"].isna().all():
-            return f"{lead}; with one seed per variant no difference can be tested."
-        return (f"{lead}; {len(significant)} of {len(compared)} other variants are detectably worse "
-                f"(95% CI of the difference excludes 0).")
-    if len(significant):
-        gain = significant["diff"] * compare.sign
-        best = significant.loc[gain.idxmax() if gain.max() > 0 else gain.idxmin()]
-        sentence = comparison(best, rows.loc[best["baseline"]], compare)
-        if gain.max() > 0:
-            return sentence
-        bases = ", ".join(sorted(set(compared["baseline"])))
-        return f"No variant beats {bases} on {compare.metric}; {sentence}"
-    if len(compared) and compared["diff_ci_low"].isna().all():
-        return (f"One seed per variant: no uncertainty can be given "
-                f"({_plural(len(compared), 'comparison')} on {compare.metric}).")
-    if len(compared):
-        bases = ", ".join(sorted(set(compared["baseline"])))
-        return f"No detectable difference from {bases} in {compare.metric} ({_plural(len(compared), 'comparison')})."
-    if len(table) == 1:
-        return spread_sentence(table.iloc[0], compare)
-    finished = table[table["n"] > 0]
-    if len(finished):
-        return (f"Nothing to compare against: the baseline has no finished runs "
-                f"({_plural(len(finished), 'variant')} of {len(table)} finished).")
-    return f"No finished runs to compare on {compare.metric}."

@@ -5,16 +5,21 @@ files (for notebooks and tests).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from gptlab.analysis.design import Design, design_of
-from gptlab.analysis.findings import findings, headline
+from gptlab.analysis.effects import (Factors, describe_design, effects_frame, factors_of, fit_effects,
+                                     simple_effects, write_effects_csv)
+from gptlab.analysis.family import Family, adjust_family
+from gptlab.analysis.findings import findings
+from gptlab.analysis.headline import headline
+from gptlab.analysis.health import variant_health
 from gptlab.analysis.load import Store, load
-from gptlab.analysis.stats import Compare, metric_values, summary_table, write_summary_csv
+from gptlab.analysis.stats import Criterion, label_samples, metric_values, summary_table, write_summary_csv
 from gptlab.errors import UserError, closest
 from gptlab.yamlio import atomic_write_text
 
@@ -26,15 +31,19 @@ class Analysis:
     experiment: str
     store: Store  # this experiment only; runs carry a `value` column (the compared metric)
     spec: dict[str, Any] | None
-    compare: Compare
+    compare: Criterion
     design: Design
     table: pd.DataFrame
     note: str | None
+    factors: Factors | None = None  # None: fewer than two factors (each level vs the baseline)
+    effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # effects.csv rows (several factors)
+    design_notes: list[str] = field(default_factory=list)
+    family: Family | None = None
 
     @property
     def headline(self) -> str:
         best = self.compare.baseline is None or self.note is not None
-        return headline(self.table, self.compare, baseline_is_best=best)
+        return headline(self.table, self.compare, self.effects, baseline_is_best=best)
 
     @property
     def baseline(self) -> str:
@@ -51,20 +60,46 @@ def load_all(runs: Path, wandb_project: str | None = None, wandb_dir: Path | Non
 
 
 def analyze(store: Store, experiment: str) -> Analysis:
-    """Statistics of one experiment of a loaded store."""
+    """Statistics of one experiment of a loaded store: table, effects, health, adjusted tests."""
     sub = store.select(experiment)
     spec = store.specs.get(experiment)
-    compare = Compare.from_spec(spec)
+    compare = Criterion.from_spec(spec)
     design = design_of(sub, spec)
     values = metric_values(sub.runs, sub.history, compare)
     sub.runs = sub.runs.assign(value=values)
-    table, note = summary_table(sub.runs, values, design.labels, compare, design.grid_keys)
-    return Analysis(experiment, sub, spec, compare, design, table, note)
+    baseline = _baseline_label(sub.runs, compare, design)
+    factors = factors_of(design.label_config, baseline) if design.varying else None
+    factors = factors if factors is not None and factors.crossed() else None
+    table, note = summary_table(sub.runs, values, design.labels, compare, design.grid_keys,
+                                comparable=factors.one_apart if factors else None)
+    margin = compare.margin_for(float(table.set_index("variant")["mean"].get(baseline, float("nan")))
+                                if baseline else float("nan"))
+    health = variant_health(sub.runs, sub.history, design.labels, margin)
+    table = table.join(health.drop(columns="variant"), on="variant")
+    effects, notes = effects_frame([]), []
+    if factors is not None:
+        model = fit_effects(factors, sub.runs, values)
+        samples = label_samples(sub.runs, values, design.labels)
+        effects = effects_frame(model.rows + simple_effects(factors, samples))
+        notes = describe_design(factors, sub.runs, design.labels, model, compare.metric)
+    family = adjust_family(table, effects, compare.correction)
+    return Analysis(experiment, sub, spec, compare, design, table, note, factors, effects, notes, family)
+
+
+def _baseline_label(runs: pd.DataFrame, compare: Criterion, design: Design) -> str | None:
+    """The label of the spec's baseline (its first label when a grid multiplies it), else None."""
+    if compare.baseline is None:
+        return None
+    if compare.baseline in design.labels:
+        return compare.baseline
+    labels = runs.loc[runs["variant"].astype(str) == compare.baseline, "label"]
+    ordered = [lab for lab in design.labels if lab in set(labels)]
+    return ordered[0] if ordered else None
 
 
 # modules that add figures through `register_figure` when imported, and may define
 # `diag_findings(ctx) -> list[str]` sentences citing them; absent modules are skipped
-FIGURE_PLUGINS = ("gptlab.analysis.diag_figures",)
+FIGURE_PLUGINS = ("gptlab.analysis.compute_figures", "gptlab.analysis.diag_figures")
 
 
 def _plugins() -> list[Any]:
@@ -81,25 +116,51 @@ def _plugins() -> list[Any]:
 
 
 def write_report(analysis: Analysis, out: Path, log_x: bool = False, runs_root: Path | None = None) -> Path:
-    """reports/<experiment>/: summary.csv, figures/, report.md, report.html."""
+    """reports/<experiment>/: summary.csv, effects.csv (several factors), figures/, report.md, report.html."""
+    from gptlab.analysis.compute import compute_findings, label_params
     from gptlab.analysis.figures import FigureContext, label_colors, make_figures
     from gptlab.analysis.render import ReportDoc, render_html, render_markdown
+    from gptlab.analysis.samples import generate_samples, settings
 
     a, folder = analysis, Path(out) / analysis.experiment
     write_summary_csv(a.table, folder / "summary.csv")
+    effects_path = folder / "effects.csv"
+    if len(a.effects):
+        write_effects_csv(a.effects, effects_path)
+    elif effects_path.is_file():  # left from an earlier report of this experiment
+        effects_path.unlink()
     plugins = _plugins()
     ctx = FigureContext(a.experiment, a.store.runs, a.store.history, a.table, a.compare, a.design,
-                        label_colors(a.design.labels), {"log_x": log_x, "runs_root": runs_root})
+                        label_colors(a.design.labels), {"log_x": log_x, "runs_root": runs_root}, a.effects)
     figures = make_figures(ctx, folder / "figures")
+    drawn = {f.name for f in figures}
     extra = [line for p in plugins if hasattr(p, "diag_findings") for line in p.diag_findings(ctx)]
+    extra += compute_findings(a.store.runs, a.design.labels, a.compare.metric, a.design.varying,
+                              a.design.label_config)
+    lines = [a.headline] + [line for line in findings(a.table, a.compare, a.note, a.effects) + extra
+                            if line not in a.headline]  # the headline's own sentence is not repeated
     doc = ReportDoc(
         experiment=a.experiment, question=(a.spec or {}).get("description"), compare=a.compare,
         baseline=a.baseline, shared=a.design.shared, varying=a.design.label_config,
         provenance=_provenance(a.store.runs), table=a.table, figures=figures,
-        findings=findings(a.table, a.compare, a.note) + extra, headline=a.headline)
+        findings=[_cite_drawn(line, drawn) for line in lines], headline=a.headline,
+        design_notes=a.design_notes, tests=a.family.sentence() if a.family else "",
+        effects=a.effects, params=label_params(a.store.runs, a.design.labels),
+        samples=generate_samples(a.store.runs, a.design.labels, a.compare.sign, runs_root, a.experiment),
+        sample_settings=settings())
     atomic_write_text(folder / "report.md", render_markdown(doc))
     atomic_write_text(folder / "report.html", render_html(doc))
     return folder
+
+
+def _cite_drawn(line: str, drawn: set[str]) -> str:
+    """A finding citing a figure that was not drawn (no data for it) cites the results table instead."""
+    import re
+
+    match = re.search(r" \(figure (\w+)\)\.$", line)
+    if match and match.group(1) not in drawn:
+        return line[:match.start()] + " (results table)."
+    return line
 
 
 def _provenance(runs: pd.DataFrame) -> list[str]:

@@ -2,13 +2,15 @@
 
 Seeds of a label are treated as independent samples of the compared metric. Only finished runs
 enter the numbers (a diverged run has no meaningful loss); the others are counted by status so
-the report can say how often a variant broke. A difference is called significant only when its
-95% Welch interval excludes zero; with a single seed no uncertainty can be given.
+the report can say how often a variant broke. Raw Welch p-values are computed here; whether a
+difference is significant is decided on the p-value adjusted over all tests of the report
+(`gptlab.analysis.family`). With one seed, or seeds that agree exactly on both sides, no
+uncertainty can be given and nothing is called significant.
 """
 from __future__ import annotations
 
 import math
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,32 +18,56 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from gptlab.analysis.inference import mde, pooled_std, seeds_needed, tost, welch_se
+from gptlab.runner.spec import CORRECTIONS  # the spec owns the list of corrections it accepts
+
 CSV_COLUMNS = ["variant", "n", "metric", "mean", "std", "ci_low", "ci_high", "diff", "diff_ci_low",
-               "diff_ci_high", "p_value", "significant", "n_diverged", "n_failed"]
+               "diff_ci_high", "p_value", "p_adjusted", "significant", "equivalent", "mde", "health",
+               "n_diverged", "n_failed"]
 SUMMARY_KEYS = ("best_val_loss", "final_val_loss", "tokens_per_s", "wall_s", "steps", "n_params")
+LOSS_MARGIN = 0.02  # nats: the default equivalence margin for a loss
 
 
 @dataclass(frozen=True)
-class Compare:
-    """What an experiment compares: from the spec's `compare:`, else val/loss, minimize, best."""
+class Criterion:
+    """How an experiment's variants are judged: from the spec's `compare:` block, else val/loss,
+    minimize, best variant as baseline, margin 0.02 for a loss, Holm correction."""
 
     metric: str = "val/loss"
     goal: str = "minimize"
     baseline: str | None = None
+    margin: float | None = None  # None: LOSS_MARGIN for a loss, else 2% of the baseline mean
+    correction: str = "holm"
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any] | None) -> "Compare":
+    def from_spec(cls, spec: dict[str, Any] | None) -> "Criterion":
         raw = (spec or {}).get("compare") or {}
+        margin = raw.get("margin")
+        correction = str(raw.get("correction", "holm"))
         return cls(str(raw.get("metric", "val/loss")), str(raw.get("goal", "minimize")),
-                   None if raw.get("baseline") is None else str(raw["baseline"]))
+                   None if raw.get("baseline") is None else str(raw["baseline"]),
+                   None if margin is None else float(margin),
+                   correction if correction in CORRECTIONS else "holm")
 
     @property
     def sign(self) -> int:
         """+1 when larger is better."""
         return 1 if self.goal == "maximize" else -1
 
+    @property
+    def is_loss(self) -> bool:
+        return "loss" in self.metric
 
-def metric_values(runs: pd.DataFrame, history: pd.DataFrame, compare: Compare) -> pd.Series:
+    def margin_for(self, reference: float) -> float:
+        """The equivalence margin in metric units (`reference`: the baseline's mean)."""
+        if self.margin is not None:
+            return self.margin
+        if self.is_loss or not math.isfinite(reference):
+            return LOSS_MARGIN
+        return 0.02 * abs(reference)
+
+
+def metric_values(runs: pd.DataFrame, history: pd.DataFrame, compare: Criterion) -> pd.Series:
     """The compared value per run (aligned with `runs`): a summary key directly, or the best value
     of a history metric (min for minimize, max for maximize); `val/loss` falls back to best_val_loss."""
     if compare.metric in SUMMARY_KEYS and compare.metric in runs:
@@ -71,25 +97,24 @@ def t_interval(values: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
-    """mean(a) - mean(b), its 95% Welch interval and Welch's t-test p-value (NaN when n < 2)."""
+    """mean(a) - mean(b), its 95% Welch interval and Welch's t-test p-value.
+
+    NaN interval and p when either side has one seed, and when every seed on both sides gave the
+    same value (zero spread): then no uncertainty can be given, which is not a certainty.
+    """
     if len(a) == 0 or len(b) == 0:
         return (math.nan,) * 4
     diff = float(np.mean(a) - np.mean(b))
-    if len(a) < 2 or len(b) < 2:
+    se, dof = welch_se(a, b)
+    if not se or math.isnan(se):
         return diff, math.nan, math.nan, math.nan
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0.0:  # identical seeds on both sides: the difference is exact
-        return diff, diff, diff, 0.0 if diff != 0 else 1.0
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    t = diff / se
     half = float(sps.t.ppf(0.975, dof)) * se
-    with warnings.catch_warnings():  # seeds that agree to float precision: the p-value is still right
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(sps.ttest_ind(a, b, equal_var=False).pvalue)
+    p = float(2 * sps.t.sf(abs(t), dof))
     return diff, diff - half, diff + half, p
 
 
-def group_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compare: Compare) -> pd.DataFrame:
+def group_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compare: Criterion) -> pd.DataFrame:
     """One row per label (in `order`): n finished, mean/std/CI, status counts, params, tokens/s."""
     rows = []
     for label in order:
@@ -109,7 +134,7 @@ def group_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compare
     return pd.DataFrame(rows).set_index("variant", drop=False)
 
 
-def best_label(groups: pd.DataFrame, compare: Compare) -> str | None:
+def best_label(groups: pd.DataFrame, compare: Criterion) -> str | None:
     """The label with the best mean (ties: first in order); None when nothing finished."""
     finite = groups.dropna(subset=["mean"])
     if finite.empty:
@@ -118,7 +143,7 @@ def best_label(groups: pd.DataFrame, compare: Compare) -> str | None:
     return str(key.idxmin())
 
 
-def resolve_baselines(runs: pd.DataFrame, groups: pd.DataFrame, compare: Compare,
+def resolve_baselines(runs: pd.DataFrame, groups: pd.DataFrame, compare: Criterion,
                       grid_keys: list[str]) -> tuple[dict[str, str | None], str | None]:
     """Baseline label for each label, and a note when the requested baseline was not found.
 
@@ -146,32 +171,51 @@ def _grid_signatures(runs: pd.DataFrame, grid_keys: list[str]) -> dict[str, tupl
     return {row["label"]: tuple(repr(row[k]) for k in keys) for _, row in first.iterrows()}
 
 
-def summary_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compare: Compare,
-                  grid_keys: list[str]) -> tuple[pd.DataFrame, str | None]:
-    """The full results table: groups plus diff / CI / p / significance against each baseline."""
+def summary_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compare: Criterion,
+                  grid_keys: list[str], comparable: Callable[[str, str], bool] | None = None,
+                  ) -> tuple[pd.DataFrame, str | None]:
+    """The full results table: groups plus diff / CI / raw p / TOST p / mde against each baseline.
+
+    `comparable(label, baseline)` says whether a pair may be tested (in a several-factor study:
+    only cells that differ in exactly one factor); other rows keep their baseline but no numbers.
+    `p_adjusted`, `significant` and `equivalent` are filled in by `family.adjust_family`.
+    """
     groups = group_table(runs, values, order, compare)
     baselines, note = resolve_baselines(runs, groups, compare, grid_keys)
-    finished = runs["status"] == "finished"
-    samples = {lab: values[(runs["label"] == lab) & finished].dropna().to_numpy(dtype=float)
-               for lab in order}
+    samples = label_samples(runs, values, order)
     extra = []
     for label in order:
         base = baselines.get(label)
         row = {"baseline": base, "diff": math.nan, "diff_ci_low": math.nan, "diff_ci_high": math.nan,
-               "p_value": math.nan, "significant": None}
-        if base is not None and base != label:
-            diff, lo, hi, p = welch(samples[label], samples[base])
-            row.update(diff=diff, diff_ci_low=lo, diff_ci_high=hi, p_value=p,
-                       significant=None if math.isnan(lo) else bool(lo > 0 or hi < 0))
+               "p_value": math.nan, "p_tost": math.nan, "mde": math.nan, "seeds_needed": math.nan,
+               "margin": math.nan, "exact": False, "tested": False, "several": False, "p_adjusted": math.nan,
+               "significant": None, "equivalent": None}
+        a, b = samples[label], samples.get(base, np.array([]))
+        if base is not None and base != label and comparable is not None and not comparable(label, base):
+            row["several"] = True
+        elif base is not None and base != label and len(a) and len(b):
+            diff, lo, hi, p = welch(a, b)
+            margin = compare.margin_for(float(np.mean(b)) if len(b) else math.nan)
+            row.update(diff=diff, diff_ci_low=lo, diff_ci_high=hi, p_value=p, p_tost=tost(a, b, margin),
+                       mde=mde(a, b), seeds_needed=seeds_needed(diff, pooled_std(a, b), margin),
+                       margin=margin, tested=True,
+                       exact=bool(len(a) > 1 and len(b) > 1 and math.isnan(p)))
         extra.append(row)
     table = pd.concat([groups.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
     return table, note
 
 
+def label_samples(runs: pd.DataFrame, values: pd.Series, order: list[str]) -> dict[str, np.ndarray]:
+    """The compared value of every finished run, per label."""
+    finished = runs["status"] == "finished"
+    return {lab: values[(runs["label"] == lab) & finished].dropna().to_numpy(dtype=float) for lab in order}
+
+
 def write_summary_csv(table: pd.DataFrame, path: Any) -> str:
     """summary.csv text: fixed columns, `%.6g` floats, empty cells for NaN; returned and written."""
-    out = table[CSV_COLUMNS].copy()
-    out["significant"] = out["significant"].map({True: "True", False: "False"}).fillna("")
+    out = table.reindex(columns=CSV_COLUMNS).copy()
+    for col in ("significant", "equivalent"):
+        out[col] = out[col].map({True: "True", False: "False"}).fillna("")
     text = out.to_csv(index=False, float_format="%.6g", lineterminator="\n")
     from gptlab.yamlio import atomic_write_text
 

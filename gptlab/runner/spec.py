@@ -17,7 +17,8 @@ from gptlab.overrides import format_value
 from gptlab.yamlio import line_of, load_yaml
 
 TOP_KEYS = ("name", "description", "base", "grid", "variants", "seeds", "compare")
-COMPARE_KEYS = ("metric", "goal", "baseline")
+COMPARE_KEYS = ("metric", "goal", "baseline", "margin", "correction")
+CORRECTIONS = ("holm", "bh", "none")  # multiple-comparison adjustment over all tests of one report
 NAME_RE = re.compile(r"[A-Za-z0-9_][\w.+=]*")
 
 
@@ -26,6 +27,8 @@ class Compare:
     metric: str = "val/loss"
     goal: str = "minimize"
     baseline: str | None = None
+    margin: float | None = None  # equivalence margin in metric units; None: the report's default
+    correction: str = "holm"
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,13 @@ def _compare(value: Any, variants: dict[str, Any], fail) -> Compare:
     if out.baseline is not None and out.baseline not in variants:
         fail(f"baseline '{out.baseline}' is not a variant", ("compare", "baseline"),
              closest(str(out.baseline), variants) if variants else "define variants or drop the baseline")
+    if out.margin is not None and (isinstance(out.margin, bool) or not isinstance(out.margin, (int, float))
+                                   or not 0 <= out.margin < float("inf")):
+        fail(f"invalid margin '{out.margin}'", ("compare", "margin"),
+             "give a non-negative number in metric units, e.g. margin: 0.02")
+    if out.correction not in CORRECTIONS:
+        fail(f"invalid choice '{out.correction}'", ("compare", "correction"),
+             "choose one of: " + ", ".join(CORRECTIONS))
     return out
 
 

@@ -1,0 +1,137 @@
+"""Compute-aware views: parameters, training tokens and FLOPs per variant, scaling fits, size checks.
+
+Training FLOPs are estimated as 6 x N x D (N parameters, D training tokens = steps x batch_size x
+block_size x grad_accum), the usual forward+backward count that ignores attention's own cost.
+A study "differs in size" when its variants' parameter counts differ by more than SIZE_TOL; the
+metric is then drawn against parameters and FLOPs, with a power law `metric = a * N^b` fitted on
+the finished runs (log-log least squares, seeds as points) when there are at least 3 sizes.
+Variants within MATCHED_TOL of each other count as matched in parameters.
+The `scaling` figure is drawn by `gptlab.analysis.compute_figures`.
+"""
+from __future__ import annotations
+
+import math
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SIZE_TOL = 0.02  # variants differing by more than 2% in parameters differ in size
+MATCHED_TOL = 0.05
+SIZE_KEYS = {"n_layer", "n_embd", "mlp_ratio", "n_head", "vocab_size", "block_size", "tie_weights"}
+FIG_SCALING = "scaling"
+
+
+def tokens_per_step(runs: pd.DataFrame) -> pd.Series:
+    """Training tokens one optimizer step consumes, per run: batch_size x block_size x grad_accum."""
+    def col(key: str, default: float) -> pd.Series:
+        return runs[key].astype(float).fillna(default) if key in runs else pd.Series(default, index=runs.index)
+
+    return col("batch_size", math.nan) * col("block_size", math.nan) * col("grad_accum", 1.0)
+
+
+def compute_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per run: label, status, value, n_params, tokens (trained), flops (6 N D)."""
+    steps = runs["steps"].astype(float) if "steps" in runs else pd.Series(math.nan, index=runs.index)
+    tokens = steps * tokens_per_step(runs)
+    params = runs["n_params"].astype(float)
+    return pd.DataFrame({"label": runs["label"], "status": runs["status"], "value": runs.get("value"),
+                         "n_params": params, "tokens": tokens, "flops": 6.0 * params * tokens})
+
+
+def label_params(runs: pd.DataFrame, labels: list[str]) -> dict[str, float]:
+    first = runs.dropna(subset=["n_params"]).drop_duplicates("label").set_index("label")["n_params"]
+    return {lab: float(first[lab]) for lab in labels if lab in first}
+
+
+def _ratio(a: float, b: float) -> float:
+    return max(a, b) / min(a, b) - 1 if min(a, b) > 0 else math.inf
+
+
+def differs_in_size(params: dict[str, float]) -> bool:
+    values = list(params.values())
+    return len(values) >= 2 and _ratio(max(values), min(values)) > SIZE_TOL
+
+
+def size_warning(params: dict[str, float], varying: list[str], label_config: pd.DataFrame) -> str | None:
+    """Variants that differ only in non-size keys but by more than SIZE_TOL in parameters."""
+    size_cols = [k for k in varying if k in SIZE_KEYS]
+    groups: dict[tuple, list[str]] = {}
+    for lab in params:
+        key = tuple(repr(label_config.at[lab, k]) for k in size_cols) if lab in label_config.index else ()
+        groups.setdefault(key, []).append(lab)
+    worst = None
+    for labs in groups.values():
+        if len(labs) < 2:
+            continue
+        lo, hi = min(labs, key=params.get), max(labs, key=params.get)
+        gap = _ratio(params[hi], params[lo])
+        if gap > SIZE_TOL and (worst is None or gap > worst[0]):
+            worst = (gap, lo, hi)
+    if worst is None:
+        return None
+    gap, lo, hi = worst
+    return (f"Warning: {hi} has {gap:.0%} more parameters than {lo} ({count(params[hi])} vs {count(params[lo])}) "
+            "although the study does not vary model size; part of any difference may be capacity.")
+
+
+def matched_pairs(params: dict[str, float]) -> list[tuple[str, str]]:
+    """Pairs of labels matched in parameters (within MATCHED_TOL), in a study that differs in size."""
+    if not differs_in_size(params):
+        return []
+    return [(a, b) for a, b in combinations(params, 2) if _ratio(params[a], params[b]) <= MATCHED_TOL]
+
+
+def power_law(frame: pd.DataFrame, x: str) -> dict[str, float] | None:
+    """Fit log(value) = log(a) + b log(x) on finished runs; None below 3 distinct sizes."""
+    ok = frame[(frame["status"] == "finished") & (frame["value"] > 0) & (frame[x] > 0)].dropna(subset=["value", x])
+    if ok[x].round(-1).nunique() < 3:
+        return None
+    import statsmodels.api as sm
+
+    X = sm.add_constant(np.log(ok[x].to_numpy(float)))
+    fit = sm.OLS(np.log(ok["value"].to_numpy(float)), X).fit()
+    lo, hi = (float(v) for v in fit.conf_int(0.05)[1])
+    return {"a": float(math.exp(fit.params[0])), "b": float(fit.params[1]), "b_low": lo, "b_high": hi,
+            "r2": float(fit.rsquared), "n": int(len(ok)), "sizes": int(ok[x].round(-1).nunique())}
+
+
+def count(n: float) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
+
+
+def compute_findings(runs: pd.DataFrame, labels: list[str], metric: str, varying: list[str],
+                     label_config: pd.DataFrame) -> list[str]:
+    """The size warning, and for studies that differ in size the fitted power laws."""
+    params = label_params(runs, labels)
+    out = []
+    warning = size_warning(params, varying, label_config)
+    if warning:
+        out.append(warning + " (results table, params column)")
+    if differs_in_size(params):
+        frame = compute_frame(runs)
+        for x, name in (("n_params", "parameters N"), ("flops", "training FLOPs C (6ND)")):
+            fit = power_law(frame, x)
+            if fit:
+                sym = "N" if x == "n_params" else "C"
+                out.append(f"{metric} scales as {fit['a']:.3g} x {sym}^{fit['b']:.3f} over {fit['sizes']} sizes "
+                           f"of {name} (exponent 95% CI {fit['b_low']:.3f} to {fit['b_high']:.3f}, "
+                           f"R^2 {fit['r2']:.2f}, {fit['n']} runs) (figure {FIG_SCALING}).")
+    return out
+
+
+def matched_rows(pairs: list[tuple[str, str]], params: dict[str, float], samples: dict[str, Any],
+                 already: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Welch comparisons of matched-parameter pairs not already tested, as effects rows."""
+    from gptlab.analysis.stats import welch
+
+    rows = []
+    for a, b in pairs:
+        if (a, b) in already or (b, a) in already:
+            continue
+        diff, lo, hi, p = welch(samples.get(a, np.array([])), samples.get(b, np.array([])))
+        rows.append({"term": "matched parameters", "kind": "matched", "order": 1, "pair": (a, b),
+                     "contrast": f"{a} - {b} at matched parameters ({count(params[a])} vs {count(params[b])})",
+                     "estimate": diff, "ci_low": lo, "ci_high": hi, "p_value": p})
+    return rows
