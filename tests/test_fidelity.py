@@ -58,6 +58,48 @@ def test_token_and_position_signals_have_comparable_scale_at_init(pos, init):
     assert 1 / 3 < position / token < 3, (pos, init, token, position)
 
 
+# ---- the init axis ---------------------------------------------------------------------------------
+
+def linear_maps(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every linear map by name, the fused q/k/v projection as its three (C, C) maps; the tied head is
+    the token embedding, not a map of its own."""
+    maps = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module.weight is not model.tok_emb.weight:
+            parts = module.weight.detach().chunk(3) if name.endswith("attn.qkv") else [module.weight.detach()]
+            maps.update({f"{name}[{i}]": w for i, w in enumerate(parts)})
+    return maps
+
+
+def test_xavier_init_is_glorot_uniform_per_map():
+    """Glorot & Bengio (2010): W ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out)), q, k and v each a map of
+    their own, no depth scaling; embeddings N(0, C^-1/2) (tensor2tensor); biases 0."""
+    from scipy import stats
+
+    C = 64
+    model = tiny_model(init="xavier", n_embd=C, n_layer=4, bias=True, tie_weights=False)
+    for name, w in linear_maps(model).items():
+        fan_out, fan_in = w.shape
+        a = math.sqrt(6 / (fan_in + fan_out))
+        assert w.abs().max() <= a, name
+        assert stats.kstest(w.flatten().numpy(), "uniform", args=(-a, 2 * a)).pvalue > 1e-3, name
+    for name, p in model.named_parameters():
+        if name.endswith("bias") and "norm" not in name:
+            assert p.abs().max() == 0, name
+    assert model.tok_emb.weight.std().item() == pytest.approx(C ** -0.5, rel=0.05)
+
+
+def test_small_init_is_normal_with_std_sqrt_2_over_5c():
+    """Nguyen & Salazar (2019): every weight, embeddings included, N(0, sqrt(2 / (5C)))."""
+    from scipy import stats
+
+    C = 64
+    std = math.sqrt(2 / (5 * C))
+    model = tiny_model(init="small", n_embd=C, n_layer=4)
+    for name, w in {**linear_maps(model), "tok_emb": model.tok_emb.weight.detach()}.items():
+        assert stats.kstest(w.flatten().numpy() / std, "norm").pvalue > 1e-3, name
+
+
 # ---- MLPs -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n_embd,bias", [(48, False), (64, False), (64, True), (96, True), (384, False)])
