@@ -146,6 +146,7 @@ class TrainConfig:
             _require(getattr(self, key) >= 1, key, "must be at least 1")
         for key in ("lr", "min_lr", "weight_decay", "grad_clip", "warmup_steps"):
             _require(getattr(self, key) >= 0, key, "must not be negative")
+        _require(self.lr > 0, "lr", "must be > 0 (with lr=0 nothing is learned)", "use e.g. lr=1e-3")
         _require(0 <= self.seed < 2**63, "seed", "must be in [0, 2^63)")
         for key in ("beta1", "beta2"):
             _require(0.0 <= getattr(self, key) < 1.0, key, "must be in [0, 1)")
@@ -182,7 +183,11 @@ BUILTIN_KEYS: dict[str, str] = {f.name: s for s, cls in SECTIONS.items() for f i
                                 if "internal" not in f.metadata}
 # ... and plugin options join the model section when their plugin registers them (gptlab/plugins.py)
 KEY_SECTION: dict[str, str] = dict(BUILTIN_KEYS)
-SETTABLE = frozenset(KEY_SECTION) - {"vocab_size"}
+
+
+def settable() -> set[str]:
+    """Every key a user may set: the built-ins and the options of the plugins imported so far."""
+    return set(KEY_SECTION) - {"vocab_size"}
 
 
 @dataclass(frozen=True)
@@ -243,7 +248,7 @@ def flatten_overrides(raw: Any, *, allow_vocab: bool = False) -> dict[str, Any]:
 def _put(out: dict[str, Any], key: str, value: Any, *, section: str | None, allow_vocab: bool) -> None:
     shown = f"{section}.{key}" if section else key
     if key not in KEY_SECTION:
-        pool = [k for k, s in KEY_SECTION.items() if s == section] if section else SETTABLE
+        pool = [k for k, s in KEY_SECTION.items() if s == section] if section else settable()
         raise ConfigError("unknown config key", key=shown, fix=closest(key, pool))
     if section and KEY_SECTION[key] != section:
         raise ConfigError(f"'{key}' belongs to section '{KEY_SECTION[key]}'", key=shown,
@@ -264,7 +269,7 @@ def build_config(flat: dict[str, Any], base: RunConfig | None = None) -> RunConf
     unknown = set(flat) - set(KEY_SECTION)
     if unknown:
         key = sorted(unknown)[0]
-        raise ConfigError("unknown config key", key=key, fix=closest(key, SETTABLE))
+        raise ConfigError("unknown config key", key=key, fix=closest(key, settable()))
     parts = {}
     for section, cls in SECTIONS.items():
         changes = {k: v for k, v in flat.items() if KEY_SECTION.get(k) == section}

@@ -62,8 +62,12 @@ def register(axis: str, name: str, options: dict[str, Any] | None = None) -> Cal
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
         raise UserError(f"component name {name!r} must be a plain word", key=f"{axis}",
                         fix="use letters, digits, _ . + -")
+    if name in AXES[axis].names():
+        raise UserError(f"{axis} '{name}' is registered twice (already by "
+                        f"{AXES[axis].choice(AXES[axis].value(name)).origin})", key=axis,
+                        fix="give the component another name")
     options = dict(options or {})
-    taken = {k: o for k, o in _option_owners().items()}
+    taken = _option_owners()
     for key, default in options.items():
         if key in BUILTIN_KEYS or key in ("model", "train", "data", "log"):
             raise UserError(f"option '{key}' of {axis} '{name}' clashes with the built-in config key",
@@ -97,7 +101,7 @@ def names_of(value: Any) -> tuple[str, ...]:
         raise ConfigError(f"expected a list of module names, got {value!r}", key="plugins",
                           fix="write plugins=[my_module] or plugins: [my_package.my_module]")
     for v in value:
-        if not _NAME.fullmatch(v):
+        if not _NAME.fullmatch(v) or v.endswith(".py"):
             raise ConfigError(f"'{v}' is not an importable module name", key="plugins",
                               fix="give a dotted module name (my_pkg.my_module), not a file path")
     return tuple(value)
