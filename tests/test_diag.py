@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from gptlab.config import ModelConfig, TrainConfig
-from gptlab.diagnostics import build_diagnostics
-from gptlab.diagnostics.groups import layer_groups
-from gptlab.diagnostics.hardware import PEAK_FLOPS, flops_per_token, peak_flops
+from gptlab.train.diag import build_diagnostics
+from gptlab.train.diag.groups import layer_groups
+from gptlab.train.diag.hardware import PEAK_FLOPS, flops_per_token, peak_flops
 from gptlab.model import build_model
 from gptlab.model.attention import attention_entropy
 from gptlab.train.device import Runtime

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from gptlab.config import RunConfig
 from gptlab.dataset import load_data
-from gptlab.diagnostics.hardware import flops_per_token, peak_flops, peak_memory_mb
+from gptlab.train.diag.hardware import flops_per_token, peak_flops, peak_memory_mb
 from gptlab.model import build_model
 from gptlab.train.device import Runtime, resolve_runtime
 from gptlab.train.step import TrainStep

@@ -1,17 +1,28 @@
-"""The hot path: one optimizer step over grad_accum micro-batches, shared by the trainer and `gptlab bench`.
+"""The hot path: one optimizer step over grad_accum micro-batches, and the validation loss, shared by the
+trainer and `gptlab bench`.
 
 Everything per-run is decided once here (compile mode, fused optimizer, attention kernel, where batches
 are drawn); the step itself does no host sync and no Python work that could happen once.
+
+With compile on there is one compiled graph per mode, each compiled once and never invalidated:
+
+    train    _train_loss(model, x, y), training mode, grad on   every step that is not measured
+    eval     _eval_loss(model, x, y), eval mode, no grad         every full validation batch
+
+They are separate functions, so neither mode's guards (grad mode, module.training) are checked
+against the other's graph. A log step with diagnostics runs through the eager module, with the
+diagnostics' hooks and `record_stats` set only for that step: the compiled graphs never see them,
+so nothing they guard on changes. Checkpointing reads the eager module's state and touches no graph.
 """
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from gptlab.config import RunConfig
-from gptlab.dataset import sample_batch
-from gptlab.diagnostics import build_diagnostics
+from gptlab.dataset import sample_batch, windows_to_batch
 from gptlab.train.device import Runtime
+from gptlab.train.diag import build_diagnostics
 from gptlab.train.evaluate import lm_loss
 from gptlab.train.optim import build_optimizer
 
@@ -31,6 +42,14 @@ class BatchSampler:
         return sample_batch(self.data, self.batch_size, self.block_size, self.generator)  # (B, T), (B, T)
 
 
+def _train_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return lm_loss(model(x), y)  # x, y (B, T) -> 0-dim
+
+
+def _eval_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return lm_loss(model(x), y)  # the same computation, its own code object: its own compiled graph
+
+
 class TrainStep:
     def __init__(self, cfg: RunConfig, model: nn.Module, runtime: Runtime, train_data: torch.Tensor) -> None:
         t = cfg.train
@@ -38,28 +57,33 @@ class TrainStep:
         if t.attn_backend != "auto":
             model.set_attention_backend(t.attn_backend)
         self.opt = build_optimizer(model, t, fused=runtime.fused_adamw)
-        self.fwd = self._compiled(model) if runtime.compile else model
+        self.fwd = model  # transition: the committed trainer's _eval used it; removed once it calls evaluate()
+        self.train_loss, self.eval_loss = _train_loss, _eval_loss
+        if runtime.compile:
+            # CUDA graphs: shapes are static here (fixed batch, fixed eval batches)
+            mode = "reduce-overhead" if runtime.cuda_graphs else None
+            self.train_loss = torch.compile(_train_loss, mode=mode)
+            self.eval_loss = torch.compile(_eval_loss, mode=mode)
         self.sampler = BatchSampler(train_data, t.batch_size, cfg.model.block_size, t.seed, runtime.device_sampling)
         self.scaler = torch.amp.GradScaler(enabled=runtime.needs_scaler)
         self.diag = build_diagnostics(cfg.log.diagnostics, model, runtime, cfg.log.log_interval)
 
-    def _compiled(self, model: nn.Module) -> nn.Module:
-        mode = "reduce-overhead" if self.rt.cuda_graphs else None  # CUDA graphs: shapes are static here
-        return torch.compile(model, mode=mode)
-
     def __call__(self, lr: float, measure: bool = False) -> torch.Tensor:
         """One update at learning rate `lr`; returns the mean loss as a 0-dim tensor still on the device.
-        With `measure`, the diagnostics hook in around this step (log steps only)."""
+        With `measure`, the diagnostics hook in around this step (log steps only), on the eager module."""
         t = self.cfg.train
         for group in self.opt.param_groups:
             group["lr"] = lr
+        loss_fn = _train_loss if measure else self.train_loss
         if measure:
             self.diag.before_forward()
         total = torch.zeros((), device=self.rt.device)
         for _ in range(t.grad_accum):
             x, y = self.sampler()
             with self.rt.autocast:
-                loss = lm_loss(self.fwd(x), y) / t.grad_accum
+                loss = loss_fn(self.model, x, y)
+            if t.grad_accum > 1:
+                loss = loss / t.grad_accum
             self.scaler.scale(loss).backward()
             total += loss.detach()
         if t.grad_clip > 0 or measure:
@@ -74,3 +98,19 @@ class TrainStep:
             self.diag.after_step()
         self.opt.zero_grad(set_to_none=True)
         return total
+
+    @torch.no_grad()
+    def evaluate(self, data: torch.Tensor, starts: torch.Tensor) -> float:
+        """Mean loss over every token of the windows starting at `starts` (N,), in batches of batch_size.
+        Full batches go through the eval graph; a shorter last batch runs eagerly (no new shape to compile)."""
+        batch_size, block_size = self.cfg.train.batch_size, self.cfg.model.block_size
+        was_training = self.model.training
+        self.model.eval()
+        total = torch.zeros((), device=data.device)
+        for i in range(0, len(starts), batch_size):
+            x, y = windows_to_batch(data, starts[i:i + batch_size], block_size)  # (b, T), (b, T)
+            loss_fn = self.eval_loss if len(x) == batch_size else _eval_loss
+            with self.rt.autocast:
+                total += loss_fn(self.model, x, y) * len(x)
+        self.model.train(was_training)
+        return (total / len(starts)).item()
