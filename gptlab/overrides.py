@@ -5,11 +5,12 @@ are what `wandb agent` passes through ${args}); values parse as YAML scalars.
 """
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
 
-from gptlab.config import RunConfig, build_config, flatten_overrides
+from gptlab.config import KEY_SECTION, SECTIONS, RunConfig, build_config, flatten_overrides
 from gptlab.errors import ConfigError, UserError
 from gptlab.yamlio import line_of, load_yaml, parse_scalar
 
@@ -32,9 +33,53 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         key = key.strip().replace("-", "_")  # --max-steps=1 means max_steps
         if not key:
             raise UserError(f"cannot read override '{arg}'", fix="write key=value")
-        out[key] = parse_scalar(value)
+        out.update(leaves(key, parse_value(value, arg)))
         i += 1
     return out
+
+
+def parse_value(text: str, arg: str = "") -> Any:
+    """One override value: a YAML scalar, W&B's `None` for a null, or a parameter group as `wandb agent`
+    passes it (`{'n_layer': 4, 'n_embd': 128}`, Python's repr: read as a literal, never executed)."""
+    if text == "None":  # `wandb agent` writes a null parameter as Python's None
+        return None
+    if text.lstrip().startswith("{"):
+        try:
+            group = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            group = parse_mapping(text)
+        if not isinstance(group, dict):
+            raise UserError(f"cannot read override '{arg or text}'", fix="write key=value, or key={name: value, ...}")
+        return group
+    return parse_scalar(text)
+
+
+def parse_mapping(text: str) -> Any:
+    """A flow mapping written by hand (`model={n_layer: 4}`)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def leaves(key: str, value: Any, nested: bool = False) -> dict[str, Any]:
+    """A W&B parameter group flattened to gptlab's keys (leaf names are unique across sections):
+    model={n_layer: 4} and arch.n_layer=4 both mean n_layer=4; section.key stays as written so a key in the
+    wrong section is still named."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for sub, subvalue in value.items():
+            out.update(leaves(str(sub), subvalue, nested=True))
+        return out
+    if isinstance(value, str) and nested:
+        value = parse_scalar(value)  # a group's '1e-3' (YAML 1.1 reads it as a string) is a number
+    if "." in key:
+        section, _, leaf = key.rpartition(".")
+        if section not in SECTIONS and leaf in KEY_SECTION:
+            return {leaf: value}
+    return {key: value}
 
 
 def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
@@ -75,7 +120,7 @@ def resolve(config_file: str | None, overrides: dict[str, Any],
     """(validated RunConfig, the flat overrides from the command line)."""
     flat_file, lines = read_config_file(config_file) if config_file else ({}, {})
     try:
-        flat_cli = flatten_overrides(overrides)
+        flat_cli = without_nulls(flatten_overrides(overrides))
     except ConfigError as err:
         raise err.located("command line") from None
     try:
@@ -85,6 +130,11 @@ def resolve(config_file: str | None, overrides: dict[str, Any],
         if bare in flat_cli or not config_file:
             raise err.located("command line") from None
         raise err.located(config_file, _line_for_key(lines, err.key) if bare in flat_file else None) from None
+
+
+def without_nulls(flat: dict[str, Any]) -> dict[str, Any]:
+    """A null value (a W&B sweep's `null`, `key=null`) leaves the key as the config file or default has it."""
+    return {k: v for k, v in flat.items() if v is not None}
 
 
 def run_name(overrides: dict[str, Any], config_file: str | None = None) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ import yaml
 from gptlab.config import KEY_SECTION, SECTIONS
 from gptlab.errors import UserError
 from gptlab.overrides import label_from_name
+from gptlab.store import SUMMARY_FIELDS, Status, StoreError, read_summary, read_yaml_mapping
+from gptlab.store import read_metrics as read_metrics_file
 
-SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
-STATUSES = ("finished", "diverged", "failed", "interrupted", "running")
+STATUSES = tuple(Status)
 RUN_COLUMNS = ("experiment", "run", "label", "variant", "seed", "status", "source", "error", "overrides")
 # the identifying columns every history row carries
 ID_COLUMNS = ("experiment", "run", "variant", "label", "seed")
@@ -69,7 +70,14 @@ class Store:
 def sectioned(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Accept a sectioned or a flat config (W&B sweeps log bare names) and return it sectioned."""
     out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
-    for key, value in (config or {}).items():
+
+    def order(item: tuple[str, Any]) -> int:
+        """Bare names (a sweep agent's copies, as W&B holds them), then sections, then `section.key` (what the
+        tracker writes when an agent's parameter group hides a section): the run's resolved values win."""
+        key, value = item
+        return 1 if key in SECTIONS and isinstance(value, dict) else 2 if "." in key else 0
+
+    for key, value in sorted((config or {}).items(), key=order):
         if key in SECTIONS and isinstance(value, dict):
             out[key].update(value)
         elif "." in key and key.split(".", 1)[0] in SECTIONS:
@@ -77,7 +85,21 @@ def sectioned(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             out[section][leaf] = value
         elif key in KEY_SECTION:
             out[KEY_SECTION[key]][key] = value
-    return out
+    return {section: {k: _typed(section, k, v) for k, v in values.items()} for section, values in out.items()}
+
+
+def _typed(section: str, key: str, value: Any) -> Any:
+    """A number W&B holds as sent (`'1e-3'`, YAML 1.1's reading of a sweep file) as the number the run used."""
+    if not isinstance(value, str):
+        return value
+    hint = str(next((f.type for f in fields(SECTIONS[section]) if f.name == key), ""))
+    if hint not in ("int", "float", "int | None", "float | None"):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if hint.startswith("int") and number.is_integer() else number
 
 
 def label_of(name: str) -> str:
@@ -218,10 +240,10 @@ def load_store(root: str | Path) -> Store:
         spec_path = exp_dir / "spec.yaml"
         sweep_path = exp_dir / "sweep.yaml"  # written by `gptlab sweep`
         if spec_path.is_file():
-            spec = _unreadable_is_skipped(spec_path, lambda: yaml.safe_load(spec_path.read_text(encoding="utf-8")))
+            spec = _unreadable_is_skipped(spec_path, lambda: read_yaml_mapping(spec_path))
             specs[exp_dir.name] = spec if isinstance(spec, dict) else {}
         elif sweep_path.is_file():
-            sweep = _unreadable_is_skipped(sweep_path, lambda: yaml.safe_load(sweep_path.read_text(encoding="utf-8")))
+            sweep = _unreadable_is_skipped(sweep_path, lambda: read_yaml_mapping(sweep_path))
             specs[exp_dir.name] = spec_from_sweep(sweep) if isinstance(sweep, dict) else {}
         for run_dir in sorted(p for p in exp_dir.iterdir() if p.is_dir()):
             record = _unreadable_is_skipped(run_dir, lambda d=run_dir: read_run_dir(d, exp_dir.name))
@@ -241,6 +263,9 @@ def _unreadable_is_skipped(path: Path, read):  # noqa: ANN001, ANN202
     """A file damaged outside gptlab (the store's own writes are atomic) costs that run, not the report."""
     try:
         return read()
+    except StoreError as err:
+        print(f"warning: skipped {path}: {err.one_line()}", file=sys.stderr)
+        return None
     except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
         print(f"warning: skipped {path}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
               file=sys.stderr)
@@ -252,9 +277,9 @@ def read_run_dir(run_dir: Path, experiment: str) -> RunRecord | None:
     config_path, summary_path = run_dir / "config.yaml", run_dir / "summary.json"
     if not config_path.is_file() and not summary_path.is_file():
         return None
-    raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    raw = raw or {}
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    raw = read_yaml_mapping(config_path) or {}
+    summary = read_summary(summary_path) or {}
+    summary = {**summary, "status": str(summary["status"])} if summary else {}
     meta = dict(raw.get("run") or {})
     return RunRecord(
         experiment=meta.get("experiment") or experiment, name=meta.get("name") or run_dir.name,
@@ -263,22 +288,13 @@ def read_run_dir(run_dir: Path, experiment: str) -> RunRecord | None:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl rows; a torn last line (run killed mid-write) is skipped, not fatal."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and "step" in row:
-            rows.append({k: _number(v) if k != "step" else int(v) for k, v in row.items()
-                         if not isinstance(v, (dict, list, str)) or k == "step"})
-    return rows
+    """metrics.jsonl rows (the store's reader); rows it leaves out (a torn last line, a non-numeric step)
+    are named in one warning line."""
+    read = read_metrics_file(path)
+    if read.warning():
+        print(f"warning: {read.warning()}", file=sys.stderr)
+    return [{k: _number(v) if k != "step" else v for k, v in row.items()
+             if not isinstance(v, (dict, list, str)) or k == "step"} for row in read.rows]
 
 
 def _number(value: Any) -> float | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gptlab.errors import UserError
-from gptlab.overrides import format_value
+from gptlab.overrides import format_value, leaves
 
 DEFAULT_COMMAND = ("${env}", "${interpreter}", "${program}", "${args}")
 ARG_MACROS = ("${args}", "${args_no_hyphens}")
@@ -72,8 +72,11 @@ def run_env(base: dict[str, str]) -> dict[str, str]:
 def sweep_run_name(params: dict[str, Any]) -> str:
     """'n_layer=4-n_embd=128-seed0': the parameters in file order, the seed last as `seedN` so reports
     average seeds the way they do for experiment specs."""
-    parts = [f"{k}={format_value(plain(v))}" for k, v in params.items() if k not in ("seed", "train.seed")]
-    seed = params.get("seed", params.get("train.seed"))
+    flat: dict[str, Any] = {}
+    for key, value in params.items():  # a parameter group chosen whole names the run by its leaves
+        flat.update(leaves(key, plain(value)) if isinstance(value, dict) else {key: value})
+    parts = [f"{k}={format_value(plain(v))}" for k, v in flat.items() if k not in ("seed", "train.seed")]
+    seed = flat.get("seed", flat.get("train.seed"))
     if seed is not None:
         parts.append(f"seed{format_value(plain(seed))}")
     return re.sub(r"[^\w.=+-]", "_", "-".join(parts) or "defaults")

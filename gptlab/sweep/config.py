@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from gptlab.config import build_config, flatten_overrides
 from gptlab.errors import ConfigError, UserError, closest
+from gptlab.overrides import leaves, without_nulls
 from gptlab.yamlio import line_of, load_yaml
 
 # what a gptlab run reports: summary.json fields (W&B summary) and metrics.jsonl keys (W&B history)
@@ -60,6 +62,8 @@ def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFil
 
     if not isinstance(data, dict):
         fail("a sweep file must be a mapping with method, metric and parameters", fix="see sweeps/")
+    if isinstance(data.get("parameters"), dict):
+        data = {**data, "parameters": _numbers_from_strings(data["parameters"], ("parameters",), src, lines)}
     engine = sweeps_engine()
     try:
         violations = engine.schema_violations_from_proposed_config(data)
@@ -75,18 +79,18 @@ def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFil
     name = str(data.get("name") or path.stem)
     if not SWEEP_NAME.fullmatch(name):
         fail(f"invalid sweep name '{name}'", ("name",), "use letters, digits, '_', '.' and '-': it names runs/<name>/")
-    params: dict[str, dict[str, Any]] = data["parameters"]
+    params, where = flatten_parameters(data["parameters"], fail)
+    # `value: null` leaves the key at its default, as the agent path does with the `--key=None` it receives
+    params = {p: spec for p, spec in params.items() if not ("value" in spec and spec["value"] is None)}
     for pname, spec in params.items():
         if method == "grid" and "value" not in spec and "values" not in spec:
-            fail("grid search needs `values` (or `value`) for every parameter", ("parameters", pname),
+            fail("grid search needs `values` (or `value`) for every parameter", where[pname],
                  "list the values, or use method: random or bayes for a distribution")
-        if "parameters" in spec:
-            fail("nested parameters are not gptlab config keys", ("parameters", pname),
-                 "use bare names such as n_layer or lr")
-        try:
-            flatten_overrides({pname: spec.get("value", 0)})
-        except ConfigError as err:
-            fail(f"'{pname}' is not a gptlab config key", ("parameters", pname), err.fix)
+        for value in spec["values"] if "values" in spec else [spec.get("value", 0)]:
+            try:
+                flatten_overrides(point_leaves({pname: 0 if value is None else value}))
+            except ConfigError as err:
+                fail(f"'{err.key or pname}' is not a gptlab config key", where[pname], err.fix)
     searched = tuple(p for p, s in params.items() if "value" not in s and len(s.get("values", [0, 0])) > 1)
 
     metric = (data.get("metric") or {}).get("name")
@@ -94,8 +98,8 @@ def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFil
     if metric is not None and metric not in KNOWN_METRICS:
         fail(f"gptlab runs never report metric '{metric}'", ("metric", "name"), closest(metric, KNOWN_METRICS))
 
-    config, extra = _apply_sets(data, sets or {}, searched)
-    _check_values(config["parameters"], fail)
+    config, extra = _apply_sets({**data, "parameters": params}, sets or {}, searched)
+    _check_values(config["parameters"], fail, where)
     return SweepFile(path=path, name=name, config=config, method=method,
                      metric=metric, goal=goal, searched=searched, extra_args=tuple(extra),
                      command=tuple(str(c) for c in data.get("command") or ()),
@@ -109,7 +113,8 @@ def _apply_sets(data: dict[str, Any], sets: dict[str, Any], searched: tuple[str,
         flat_sets = flatten_overrides(sets)
     except ConfigError as err:
         raise err.located("--set") from None
-    by_leaf = {next(iter(flatten_overrides({p: 0}))): p for p in data["parameters"]}
+    by_leaf = {next(iter(flatten_overrides({p: 0}))): p for p, spec in data["parameters"].items()
+               if not _is_group_choice(spec)}
     config = {**data, "parameters": {p: dict(s) for p, s in data["parameters"].items()}}
     extra = []
     for key, value in flat_sets.items():
@@ -124,7 +129,97 @@ def _apply_sets(data: dict[str, Any], sets: dict[str, Any], searched: tuple[str,
     return config, extra
 
 
-def _check_values(params: dict[str, dict[str, Any]], fail) -> None:
+def flatten_parameters(params: dict[str, Any], fail, path: tuple[str, ...] = ("parameters",)):
+    """W&B's nested parameter groups (`model: {parameters: {n_layer: {values: [...]}}}`, at any depth) as
+    gptlab's flat keys, since leaf names are unique; a group fixed with `value: {n_layer: 4, ...}` becomes
+    one fixed parameter per leaf. A group chosen whole (`values: [{n_layer: 2, n_embd: 64}, ...]`) stays one
+    parameter: its points are coupled. Returns (flat parameters, each one's key path for error lines)."""
+    flat: dict[str, dict[str, Any]] = {}
+    where: dict[str, tuple[str, ...]] = {}
+
+    def put(name: str, spec: dict[str, Any], at: tuple[str, ...]) -> None:
+        if name in flat:
+            fail(f"'{name}' is set twice (parameter names are gptlab keys, unique at every depth)", at,
+                 "keep one of them")
+        flat[name], where[name] = spec, at
+
+    for pname, spec in params.items():
+        at = (*path, str(pname))
+        if not isinstance(spec, dict):
+            fail("a parameter must be a mapping (value, values or a distribution)", at, "e.g. lr: {value: 0.001}")
+        if "parameters" in spec:
+            sub, sub_where = flatten_parameters(spec["parameters"] or {}, fail, (*at, "parameters"))
+            for name, leaf in sub.items():
+                put(name, leaf, sub_where[name])
+        elif isinstance(spec.get("value"), dict):
+            for name, value in point_leaves({str(pname): spec["value"]}).items():
+                put(name, {"value": value}, (*at, "value"))
+        else:
+            put(str(pname), spec, at)
+    return flat, where
+
+
+def point_leaves(point: dict[str, Any]) -> dict[str, Any]:
+    """A point's values as gptlab keys: a group chosen whole contributes each of its leaves."""
+    out: dict[str, Any] = {}
+    for pname, value in point.items():
+        out.update(leaves(pname, value))
+    return out
+
+
+def _is_group_choice(spec: dict[str, Any]) -> bool:
+    return any(isinstance(v, dict) for v in spec.get("values", []))
+
+
+NUMBER_KEYS = ("value", "values", "min", "max", "mu", "sigma", "q")
+
+
+def _numbers_from_strings(params: Any, path: tuple[str, ...], src: str, lines) -> Any:  # noqa: ANN001
+    """YAML 1.1 reads `1e-3` as a string, and W&B's config would then show a string: numbers written as
+    strings become numbers, with a warning naming the file, line and the spelling YAML reads as a number."""
+    if not isinstance(params, dict):
+        return params
+    out: dict[str, Any] = {}
+    for pname, spec in params.items():
+        at = (*path, str(pname))
+        if not isinstance(spec, dict):
+            out[pname] = spec
+            continue
+        spec = dict(spec)
+        if isinstance(spec.get("parameters"), dict):
+            spec["parameters"] = _numbers_from_strings(spec["parameters"], (*at, "parameters"), src, lines)
+        for key in NUMBER_KEYS:
+            if key not in spec:
+                continue
+            if key == "values" and isinstance(spec[key], list):
+                spec[key] = [_number_of(v, (*at, key), src, lines) for v in spec[key]]
+            else:
+                spec[key] = _number_of(spec[key], (*at, key), src, lines)
+        out[pname] = spec
+    return out
+
+
+def _number_of(value: Any, at: tuple[str, ...], src: str, lines) -> Any:  # noqa: ANN001
+    if isinstance(value, dict):
+        return {k: _number_of(v, (*at, str(k)), src, lines) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if value.strip().lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity"):
+        return value
+    number = int(number) if number.is_integer() and not any(c in value.lower() for c in ".e") else number
+    line = line_of(lines, at)
+    spelled = f"{number:.1e}".replace("e-0", "e-").replace("e+0", "e+") if isinstance(number, float) else str(number)
+    print(f"warning: {src}{f':{line}' if line else ''}: {'.'.join(at)}: '{value}' is a string in YAML (W&B's "
+          f"config would show a string); read as {number!r} (write {spelled} so every reader sees a number)",
+          file=sys.stderr)
+    return number
+
+
+def _check_values(params: dict[str, dict[str, Any]], fail, where: dict[str, tuple[str, ...]] | None = None) -> None:
     """Build the gptlab config of every combination of listed values (distributions use their bounds),
     so a bad value or an impossible combination (heads that do not divide the width) fails up front."""
     choices: dict[str, list[Any]] = {}
@@ -137,14 +232,15 @@ def _check_values(params: dict[str, dict[str, Any]], fail) -> None:
             choices[pname] = [v for v in (spec.get("min"), spec.get("max")) if v is not None][:1] or [None]
     combos = list(itertools.product(*choices.values()))
     for combo in combos[:2000]:  # plenty for any grid a person writes
-        point = {p: v for p, v in zip(choices, combo) if v is not None}
+        point = {p: v for p, v in zip(choices, combo) if v is not None}  # null: the key's default
         try:
-            build_config(flatten_overrides(point))
+            build_config(without_nulls(flatten_overrides(point_leaves(point))))
         except ConfigError as err:
-            where = next((p for p in point if err.key and (p == err.key or p.endswith("." + err.key))), None)
+            at = next((p for p in point if err.key and (p == err.key or p.endswith("." + err.key)
+                                                         or err.key in point_leaves({p: point[p]}))), None)
             shown = ", ".join(f"{p}={v}" for p, v in point.items() if p in _varying(choices))
             fail(f"{err.message}" + (f" (at {shown})" if shown else ""),
-                 ("parameters", where) if where else ("parameters",), err.fix)
+                 (where or {}).get(at, ("parameters", at)) if at else ("parameters",), err.fix)
 
 
 def _varying(choices: dict[str, list[Any]]) -> set[str]:

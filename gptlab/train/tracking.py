@@ -118,6 +118,8 @@ class Tracker:
                 kwargs["reinit"] = "create_new"
             self.run = wandb.init(**kwargs, settings=wandb.Settings(silent=True, console="off"))
             self._define_metrics()
+            if in_sweep_agent():
+                self._keep_sections(config)
             self._sent_up_to = self._already_sent(resume)
             if stored:
                 self._best = None
@@ -126,6 +128,17 @@ class Tracker:
                 self._best = running_best(self._best, {"val/loss": best_so_far})
         except Exception as exc:  # noqa: BLE001 - any W&B problem must not stop training
             self._fail(exc)
+
+    def _keep_sections(self, config: dict[str, Any]) -> None:
+        """A sweep's parameter group named like a section (`model: {n_layer: 4}`) is locked in W&B's config
+        and hides our full section: add that section's leaves as `model.n_layer`-style keys beside it."""
+        extra = {}
+        for section, values in config.items():
+            held = self.run.config.get(section)
+            if isinstance(values, dict) and held is not None and held != values:
+                extra.update({f"{section}.{k}": v for k, v in values.items()})
+        if extra:
+            self.run.config.update(extra, allow_val_change=True)
 
     def _define_metrics(self) -> None:
         self.run.define_metric(STEP_METRIC, hidden=True)
