@@ -291,7 +291,7 @@ def import_plugins(raw: Mapping[str, Any]) -> None:
     model = raw.get("model")
     for names in (raw.get("plugins"), raw.get("model.plugins"),
                   model.get("plugins") if isinstance(model, Mapping) else None):
-        if names is not None:
+        if isinstance(names, (str, list, tuple)):  # anything else fails validation with its key
             _plugins.load(_plugins.names_of(names))
 
 

@@ -223,3 +223,22 @@ def test_shipped_example_plugin_and_spec(monkeypatch):
     assert float(norm.g.detach()) == pytest.approx(0.5 * 4.0)
     x = torch.randn(3, 16)
     torch.testing.assert_close(norm(x), norm.g * x / x.norm(dim=-1, keepdim=True))
+
+
+@pytest.mark.slow
+def test_a_wandb_sweep_over_a_plugin_option(plugin_dir, tmp_path):
+    """`plugins` as a fixed sweep parameter, the plugin's option as a searched one: W&B's engine and the
+    `gptlab train ${args}` runs (as `wandb agent` starts them) accept both."""
+    (tmp_path / "mynorm.py").write_text(PLUGIN)
+    sweep = tmp_path / "plug_sweep.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "plug_sweep", "method": "grid", "command": ["${env}", "gptlab", "train", "${args}"],
+        "metric": {"name": "best_val_loss", "goal": "minimize"},
+        "parameters": {"plugins": {"value": ["mynorm"]}, "norm": {"value": "testnorm"},
+                       "testnorm_g": {"values": [0.5, 2.0]},
+                       **{k: {"value": v} for k, v in {**TINY, "max_steps": 10}.items()}}}))
+    out = cli("sweep", str(sweep), "--jobs", "2", "--wandb", "disabled", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    gains = sorted(load_yaml(d / "config.yaml")["model"]["testnorm_g"] for d in (tmp_path / "runs" / "plug_sweep").iterdir()
+                   if (d / "config.yaml").is_file())
+    assert gains == [0.5, 2.0]

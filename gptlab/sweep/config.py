@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptlab.config import build_config, flatten_overrides
+from gptlab.config import build_config, flatten_overrides, import_plugins
 from gptlab.errors import ConfigError, UserError, closest
 from gptlab.overrides import leaves, without_nulls
 from gptlab.yamlio import line_of, load_yaml
@@ -82,6 +82,7 @@ def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFil
     params, where = flatten_parameters(data["parameters"], fail)
     # `value: null` leaves the key at its default, as the agent path does with the `--key=None` it receives
     params = {p: spec for p, spec in params.items() if not ("value" in spec and spec["value"] is None)}
+    _import_plugins(params, sets or {}, fail, where)  # their options are config keys from here on
     for pname, spec in params.items():
         if method == "grid" and "value" not in spec and "values" not in spec:
             fail("grid search needs `values` (or `value`) for every parameter", where[pname],
@@ -104,6 +105,21 @@ def load_sweep(path: str | Path, sets: dict[str, Any] | None = None) -> SweepFil
                      metric=metric, goal=goal, searched=searched, extra_args=tuple(extra),
                      command=tuple(str(c) for c in data.get("command") or ()),
                      early_terminate="early_terminate" in data, sets=dict(sets or {}))
+
+
+def _import_plugins(params: dict[str, Any], sets: dict[str, Any], fail, where) -> None:
+    """Import the plugins a sweep's `plugins` parameter (every listed value) or its --set names."""
+    for pname in ("plugins", "model.plugins"):
+        spec = params.get(pname) or {}
+        for value in spec.get("values", [spec.get("value")]):
+            try:
+                import_plugins({"plugins": value} if value is not None else {})
+            except ConfigError as err:
+                fail(err.message, where[pname], err.fix)
+    try:
+        import_plugins(sets)
+    except ConfigError as err:
+        raise err.located("--set") from None
 
 
 def _apply_sets(data: dict[str, Any], sets: dict[str, Any], searched: tuple[str, ...]):
