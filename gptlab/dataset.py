@@ -69,14 +69,20 @@ def load_data(cfg: DataConfig, block_size: int) -> TextData:
     """Tokenize and split; the split must hold more than one context window on each side."""
     text, path = read_text(cfg.path)
     tokenizer = CharTokenizer.from_text(text)
+    if tokenizer.vocab_size < 2:
+        raise DataError(f"data file {path} holds a single distinct character ({text[0]!r}): there is nothing to "
+                        "predict and every loss would be 0", key="data.path", fix="use a real text")
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     n_val = int(len(ids) * cfg.val_fraction)
     train, val = ids[: len(ids) - n_val], ids[len(ids) - n_val:]
-    smallest = min(len(train), len(val))
-    if smallest <= block_size:
-        raise DataError(f"block_size={block_size} is larger than the data allows ({smallest} tokens in the "
-                        f"smaller split of {path})", key="block_size",
-                        fix=f"use block_size below {smallest} or a larger text")
+    if len(train) <= block_size:
+        raise DataError(f"block_size={block_size} is larger than the data allows ({len(train)} tokens in the "
+                        f"training split of {path})", key="block_size",
+                        fix=f"use block_size below {len(train)} or a larger text")
+    if len(val) <= block_size:  # not one whole window to evaluate on
+        raise DataError(f"the validation split of {path} ({len(val)} tokens, val_fraction={cfg.val_fraction}) is "
+                        f"shorter than one window of block_size+1={block_size + 1} tokens", key="val_fraction",
+                        fix=f"raise val_fraction, lower block_size below {len(val)}, or use a larger text")
     return TextData(tokenizer, train, val, path)
 
 

@@ -103,7 +103,7 @@ def test_crashing_run_is_recorded_failed_with_its_log(tmp_path):
 import os, sys
 from gptlab.runner.spec import load_spec
 from gptlab.runner.execute import Study, plan
-from gptlab.runner.view import PlainView
+from gptlab.jobs.view import PlainView
 spec = load_spec({str(spec)!r})
 os.remove({str(tmp_path / 'gone.txt')!r})
 sys.exit(Study(spec, plan(spec, __import__('pathlib').Path({str(runs)!r}), None), __import__('pathlib').Path({str(runs)!r}),

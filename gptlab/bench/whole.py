@@ -26,10 +26,10 @@ def logging_overhead(cfg: RunConfig) -> dict:
 
 def grid_ratio(overrides: dict, n_runs: int, jobs: int, wandb: str = "disabled") -> dict:
     """Wall time of the same n_runs-run study executed one after another vs `jobs` at once."""
-    from gptlab.runner.devices import parse_devices
+    from gptlab.jobs.devices import parse_devices
     from gptlab.runner.execute import Study, plan
     from gptlab.runner.spec import load_spec
-    from gptlab.runner.view import PlainView
+    from gptlab.jobs.view import PlainView
 
     walls = {}
     with tempfile.TemporaryDirectory() as tmp:

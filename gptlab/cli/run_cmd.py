@@ -28,10 +28,10 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
         wandb: WandbOpt = None,
         ) -> None:
     """Run every variant x grid x seed of an experiment spec; resumable and crash-isolated."""
-    from gptlab.runner.devices import parse_devices
+    from gptlab.jobs.devices import parse_devices
     from gptlab.runner.execute import Study, conflict_error, plan
     from gptlab.runner.spec import load_spec
-    from gptlab.runner.view import make_view
+    from gptlab.jobs.view import make_view
 
     if rerun not in (None, "failed", "all"):
         raise UserError(f"invalid --rerun '{rerun}'", key="--rerun", fix="use --rerun failed or --rerun all")
@@ -75,10 +75,7 @@ def dry_run_table(spec, jobs, slots: list[str]) -> str:  # noqa: ANN001
     rows = []
     for i, job in enumerate(jobs):
         diff = " ".join(f"{k}={format_value(v)}" for k, v in job.run.overrides.items()) or "-"
-        state = {"skip-finished": "finished (skip)", "skip-failed": f"{job.store.status()} (skip)",
-                 "skip-locked": "running elsewhere (skip)", "resume": "resume from checkpoint",
-                 "fresh": "rerun from scratch", "run": "new",
-                 "conflict": "CONFLICT: stored with another config (see --rerun all)"}[job.action]
+        state = job.describe()
         device = "cpu" if slots[i % len(slots)] == "cpu" else f"cuda:{slots[i % len(slots)]}"
         rows.append((job.run.name, diff, device, state))
     headers = ("run", "differs from base", "device", "state")

@@ -24,7 +24,7 @@ def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.ya
           ) -> None:
     """Run a W&B sweep file without a server: the same file works with `wandb sweep` + `wandb agent`.
     Runs land in runs/<sweep name>/; `gptlab report <sweep name>` reads them."""
-    from gptlab.runner.devices import parse_devices
+    from gptlab.jobs.devices import parse_devices
     from gptlab.sweep.command import check_command
     from gptlab.sweep.config import load_sweep
     from gptlab.sweep.engine import LocalSweep

@@ -15,6 +15,7 @@ from gptlab.overrides import parse_overrides, resolve, run_name
 from gptlab.sweep.agent import agent_identity
 from gptlab.train import RunMeta, run_training
 from gptlab.store import RunLocked
+from gptlab.store.layout import LOCKED
 from gptlab.train.tracking import in_sweep_agent
 
 
@@ -31,6 +32,8 @@ def train(ctx: typer.Context,
           wandb: WandbOpt = None,
           meta: Annotated[str | None, typer.Option(hidden=True, help="JSON run metadata from `gptlab run`.")] = None,
           fresh: Annotated[bool, typer.Option(hidden=True, help="Discard any earlier state of this run.")] = False,
+          expect: Annotated[str | None, typer.Option(hidden=True, help="The run's fingerprint a planner saw: "
+                                                     "--fresh applies only if it is unchanged.")] = None,
           ) -> None:
     """Train one model. CONFIG.yaml (flat or sectioned) and key=value / --key=value overrides."""
     config_file, rest = split_config_and_overrides(list(ctx.args))
@@ -46,9 +49,9 @@ def train(ctx: typer.Context,
                        variant=extra.get("variant"), overrides=extra.get("overrides", shown))
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        summary = run_training(cfg, runs, run_meta, fresh=fresh)
+        summary = run_training(cfg, runs, run_meta, fresh=fresh, expect=expect)
     except RunLocked as locked:
-        print(f"skipped: {locked} is being run by another process", file=sys.stderr)
+        print(f"skipped: {locked} {LOCKED}", file=sys.stderr)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
         print(f"\ninterrupted: {runs / run_meta.experiment / run_meta.name} (rerun the same command to resume)",

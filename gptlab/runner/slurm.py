@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from gptlab.errors import UserError
-from gptlab.runner.devices import threads_per_job
-from gptlab.runner.execute import Job, last_line, train_command
+from gptlab.jobs.devices import threads_per_job
+from gptlab.jobs.outcome import settle
+from gptlab.runner.execute import Job, train_command
+from gptlab.store import Status
 from gptlab.runner.spec import Spec
 from gptlab.yamlio import atomic_write_yaml
 
@@ -95,14 +97,14 @@ def run_with_submitit(spec: Spec, jobs: list[Job], runs_root: Path, wandb: str |
     todo = [j for j in jobs if not j.action.startswith("skip")]
     for job in jobs:
         if job.action.startswith("skip"):
-            print(f"skip  {job.run.name} ({job.store.status() or 'running elsewhere'})")
+            print(f"skip  {job.run.name} ({job.describe()})")
     submitted = []
     if todo:
         executor = make_executor(exp_dir / ".submitit", spec.name)
         calls = []
         for job in todo:
             job.store.dir.mkdir(parents=True, exist_ok=True)
-            calls.append(TrainJob(train_command(job, spec, runs_root, wandb), str(job.store.dir / "stdout.log"),
+            calls.append(TrainJob(train_command(job, spec, runs_root, wandb), str(job.store.stdout_path),
                                   threads_per_job(len(todo))))
         with executor.batch():  # one job array
             submitted = [executor.submit(call) for call in calls]
@@ -110,20 +112,17 @@ def run_with_submitit(spec: Spec, jobs: list[Job], runs_root: Path, wandb: str |
               flush=True)
     for job, handle in zip(todo, submitted):
         try:
-            code = handle.result()
-            error = None if code == 0 else f"exit code {code}"
+            code, error = handle.result(), None
         except Exception as exc:  # noqa: BLE001 - the job died (node failure, time limit, cancelled)
-            error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        summary = job.store.summary() or {}
-        if summary.get("status") in (None, "running"):  # died without writing its final status
-            summary = {**summary, "status": "failed",
-                       "error": error or last_line(job.store.dir / "stdout.log") or "no summary written"}
-            job.store.write_summary(summary)
+            code, error = 1, f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        summary = settle(job.store, code)
+        if error and summary.get("status") != Status.finished and not summary.get("elsewhere"):
+            summary = {**summary, "error": error}
         job.result = summary
         best = summary.get("best_val_loss")
         print(f"{summary['status']:<11} {job.run.name} (job {handle.job_id})"
               + (f" | best val loss {best:.4f}" if isinstance(best, float) else "")
               + (f" | {summary['error']}" if summary.get("error") else ""), flush=True)
-    bad = [j for j in jobs if j.status != "finished"]
+    bad = [j for j in jobs if j.status != Status.finished and not j.result.get("elsewhere")]
     print(f"{spec.name}: {len(jobs) - len(bad)}/{len(jobs)} finished", file=sys.stderr if bad else sys.stdout)
     return 1 if bad else 0

@@ -3,11 +3,11 @@
 `layout` names the files, the statuses and the summary fields; `files` reads (damage -> StoreError, one
 line) and writes (atomic; disk failures -> StoreWriteError); `run` is one run directory with its lock.
 """
-from gptlab.store.files import (MetricsRead, StoreError, StoreWriteError, read_json_object, read_metrics,
-                                read_summary, read_yaml_mapping, writing)
+from gptlab.store.files import (MetricsRead, StoreError, StoreWriteError, io_failure, read_json_object, read_metrics,
+                                read_summary, read_yaml_mapping, signal_text, writing)
 from gptlab.store.layout import ENDED, SUMMARY_FIELDS, UNSUCCESSFUL, Status
 from gptlab.store.run import RunLocked, RunStore, experiment_runs
 
 __all__ = ["ENDED", "SUMMARY_FIELDS", "UNSUCCESSFUL", "MetricsRead", "RunLocked", "RunStore", "Status", "StoreError",
            "StoreWriteError", "experiment_runs", "read_json_object", "read_metrics", "read_summary",
-           "read_yaml_mapping", "writing"]
+           "read_yaml_mapping", "signal_text", "io_failure", "writing"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,32 @@ def writing(what: str, path: str | Path) -> Iterator[None]:
         if reason is None:
             raise
         raise StoreWriteError(reason, what, path) from exc
+
+
+def io_failure(summary: dict[str, Any] | None) -> bool:
+    """Did the run fail because the disk did (full, quota, read-only, EIO)? Such a run resumes when rerun."""
+    error = str((summary or {}).get("error") or "")
+    return any(error.startswith(f"{reason} while writing") for reason in IO_FAILURES.values())
+
+
+# why a signal stopped or killed a run, as a hint for its summary
+SIGNAL_HINTS = {"SIGKILL": "likely out of memory (the OOM killer) or killed by hand",
+                "SIGTERM": "preempted or stopped", "SIGINT": "stopped with Ctrl-C",
+                "SIGSEGV": "a crash in native code", "SIGABRT": "a crash in native code",
+                "SIGBUS": "a crash in native code or a vanished file"}
+
+
+def signal_text(signum: int, last_step: int | None, *, verb: str = "killed by") -> str:
+    """'killed by signal 9 (SIGKILL) after step 120: likely out of memory ...; rerun to resume'."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    hint = SIGNAL_HINTS.get(name, "")
+    where = f"after step {last_step}" if last_step is not None else "before its first logged step"
+    return (f"{verb} signal {signum} ({name}) {where}" + (f": {hint}" if hint else "")
+            + "; the same command resumes from the last checkpoint")
+
 
 
 # ---- readers ----
@@ -206,3 +233,22 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     return str(obj) if isinstance(obj, Status) else obj
+
+
+def read_metrics_tail(path: str | Path, tail_bytes: int = 4096) -> dict[str, Any]:
+    """The newest complete row of a metrics file being written (reads only its tail); {} when none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - tail_bytes))
+            lines = f.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return {}
+    for line in reversed(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            return row
+    return {}

@@ -33,3 +33,8 @@ UNSUCCESSFUL = frozenset({Status.failed, Status.diverged})
 ENDED = frozenset({Status.finished, Status.failed, Status.diverged})
 
 SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
+
+# what a `gptlab train` child prints (its last line) when the run it was sent to is not its to train;
+# a job pool reads it back from the run's stdout.log
+ELSEWHERE = "ran elsewhere: another process trained it since this one was planned; nothing to do"
+LOCKED = "is being run by another process"

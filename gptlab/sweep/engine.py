@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from gptlab.config import SECTIONS, build_config, flatten_overrides
 from gptlab.errors import UserError
+from gptlab.jobs import JobPool, settle
+from gptlab.jobs.view import format_table
 from gptlab.overrides import format_value
-from gptlab.runner.devices import device_env, threads_per_job
-from gptlab.runner.execute import last_line, wait_or_kill
+from gptlab.store import ENDED, UNSUCCESSFUL, RunStore, Status, StoreError, experiment_runs, read_metrics
+from gptlab.store.layout import SWEEP_COPY
 from gptlab.sweep.command import agent_argv, plain, run_env, sweep_run_name
 from gptlab.sweep.config import SweepFile, sweeps_engine
-from gptlab.store import RunStore
 from gptlab.train.tracking import running_best
 from gptlab.yamlio import atomic_write_text, atomic_write_yaml
 
-POLL_S = 0.3
 HYPERBAND_EVERY_S = 2.0
 STOPPED_FILE = "sweep_stopped.json"  # runs hyperband stopped: done, not to be resumed by a rerun
 
@@ -40,27 +38,32 @@ class SweepJob:
     params: dict[str, Any]           # every parameter of the point, plain Python values
     store: RunStore
     slot: str = "cpu"
-    proc: subprocess.Popen | None = None
+    proc: Any = None                 # subprocess.Popen once launched
     started: float = 0.0
     status: str = "pending"          # the run's summary status once it ended
     stopped: bool = False            # stopped early by hyperband
     summary: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    expect: str = "none"             # the store's fingerprint when launched (see gptlab.train.runstart)
+    elsewhere: bool = False          # another process owns or ran this run
 
     def refresh(self) -> None:
-        """Re-read what the run has logged (metrics.jsonl, summary.json)."""
-        self.history = read_history(self.store.dir / "metrics.jsonl")
-        self.summary = self.store.summary() or {}
+        """Re-read what the run has logged (metrics.jsonl, summary.json); a damaged file counts as nothing."""
+        self.history = read_history(self.store.metrics_path)
+        try:
+            self.summary = self.store.summary() or {}
+        except StoreError:
+            self.summary = {}
 
     def sweep_run(self):  # -> sweeps.SweepRun
         sweeps = sweeps_engine()
         if self.proc is not None and self.proc.poll() is None:
             state = sweeps.RunState.running
-        elif self.status == "finished" or (self.stopped and self.status == "interrupted"):
+        elif self.status == Status.finished or (self.stopped and self.status == Status.interrupted):
             state = sweeps.RunState.finished  # a hyperband stop is a result, not a failure
-        elif self.status == "interrupted":
+        elif self.status == Status.interrupted:
             state = sweeps.RunState.killed
-        elif self.status in ("failed", "diverged"):
+        elif self.status in UNSUCCESSFUL:
             state = sweeps.RunState.failed
         else:
             state = sweeps.RunState.crashed
@@ -83,17 +86,14 @@ class SweepJob:
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
-    """metrics.jsonl rows plus `best_val_loss` (running minimum) on eval rows, as W&B history has it."""
+    """metrics.jsonl rows plus `best_val_loss` (running minimum) on eval rows, as W&B history has it.
+    Rows the store's reader leaves out (a torn last line while the run writes) are not history."""
     rows, best = [], None
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        stored = read_metrics(path).rows
+    except StoreError:
         return rows
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line while the run writes
+    for row in stored:
         best = running_best(best, row)
         if "val/loss" in row and best is not None:
             row["best_val_loss"] = best
@@ -117,42 +117,40 @@ class LocalSweep:
         """Run until the engine has no more points or --count runs started; exit code 0 / 1 / 130."""
         self._check_stored_configs()
         self.exp_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_yaml(self.exp_dir / "sweep.yaml", dict(self.config))
+        atomic_write_yaml(self.exp_dir / SWEEP_COPY, dict(self.config))
         self.previous = self._load_previous()
         if self.previous:
             self.out(f"{self.sweep.name}: {len(self.previous)} earlier runs in {self.exp_dir} count as done")
-        active: list[SweepJob] = []
-        free = [self.slots[i % len(self.slots)] for i in range(self.n_jobs)]
-        exhausted, last_hyperband = False, time.monotonic()
-        try:
-            while True:
-                while not exhausted and free and (self.count is None or len(self.jobs) < self.count):
-                    job = self._propose()
-                    if job is None:
-                        exhausted = True
-                        break
-                    job.slot = free.pop(0)
-                    self._launch(job)
-                    active.append(job)
-                if not active:
-                    break
-                time.sleep(POLL_S)
-                if self.sweep.early_terminate and time.monotonic() - last_hyperband > HYPERBAND_EVERY_S:
-                    last_hyperband = time.monotonic()
-                    self._hyperband(active)
-                for job in [j for j in active if j.proc.poll() is not None]:
-                    active.remove(job)
-                    free.append(job.slot)
-                    self._collect(job)
-        except KeyboardInterrupt:
-            self.out("interrupted: stopping runs (their checkpoints are kept; rerun to resume)")
-            for job in active:
-                wait_or_kill(job.proc)
-                self._collect(job, interrupted=True)
+        pool = JobPool(self.n_jobs, self.slots, env=run_env)
+        last_hyperband = time.monotonic()
+
+        def next_job() -> tuple[SweepJob, list[str]] | None:
+            if self.count is not None and len(self.jobs) >= self.count:
+                return None
+            job = self._propose()
+            if job is None:
+                return None
+            atomic_write_text(job.store.dir / "sweep_args.json", json.dumps(job.params))
+            job.expect = job.store.fingerprint()
+            self.jobs.append(job)
+            return job, self.argv(job)
+
+        def on_start(job: SweepJob) -> None:
+            self.out(f"[{len(self.jobs)}{self._of()}] started  {job.name}"
+                     + (f" on cuda:{job.slot}" if job.slot != "cpu" else ""))
+
+        def on_tick(active: list[SweepJob]) -> None:
+            nonlocal last_hyperband
+            if self.sweep.early_terminate and time.monotonic() - last_hyperband > HYPERBAND_EVERY_S:
+                last_hyperband = time.monotonic()
+                self._hyperband(active)
+
+        if pool.run(next_job, self._collect, on_start=on_start, on_tick=on_tick):
+            self.out("interrupted: runs stopped (their checkpoints are kept; rerun to resume)")
             self.out(self.table())
             return 130
         self.out(self.table())
-        bad = [j for j in self.jobs if j.status != "finished" and not j.stopped]
+        bad = [j for j in self.jobs if j.status != Status.finished and not j.stopped and not j.elsewhere]
         return 1 if bad else 0
 
     def _propose(self) -> SweepJob | None:
@@ -183,46 +181,24 @@ class LocalSweep:
         argv += list(self.sweep.extra_args)
         searched = {k: v for k, v in job.params.items() if k in self.sweep.searched or k == "seed"}
         argv += ["--experiment", self.sweep.name, "--name", job.name, "--runs", str(self.runs_root),
-                 "--meta", json.dumps({"variant": None, "overrides": searched})]
+                 "--expect", job.expect, "--meta", json.dumps({"variant": None, "overrides": searched})]
         if self.wandb:
             argv += ["--wandb", self.wandb]
         return argv
 
-    def _launch(self, job: SweepJob) -> None:
-        job.store.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(job.store.dir / "sweep_args.json", json.dumps(job.params))
-        out = open(job.store.dir / "stdout.log", "ab")
-        env = run_env(device_env(job.slot, threads_per_job(self.n_jobs)))
-        job.proc = subprocess.Popen(self.argv(job), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env)
-        out.close()
-        job.started = time.time()
-        self.jobs.append(job)
-        self.out(f"[{len(self.jobs)}{self._of()}] started  {job.name}"
-                 + (f" on cuda:{job.slot}" if job.slot != "cpu" else ""))
-
     def _collect(self, job: SweepJob, interrupted: bool = False) -> None:
-        """Read the run's final summary; a process that died without one is recorded here."""
+        """The run's result: its summary, or what the pool recorded for a process that died without one."""
+        result = settle(job.store, job.proc.returncode, interrupted=interrupted or job.stopped)
         job.refresh()
-        code = job.proc.returncode
-        if code == 2 and job.summary.get("status") != "running":  # the run refused its input: never reuse
-            job.summary = {**job.summary, "status": "failed",  # an older summary as this run's result
-                           "error": last_line(job.store.dir / "stdout.log") or "bad input (exit code 2)"}
-        elif job.summary.get("status") in (None, "running"):
-            stopped = interrupted or job.stopped or code in (130, -signal.SIGINT, -signal.SIGTERM)
-            status = "interrupted" if stopped else "failed"
-            summary = {**job.summary, "status": status}
-            if status == "failed":
-                summary["error"] = last_line(job.store.dir / "stdout.log") or f"process exited with code {code}"
-            job.store.write_summary(summary)
-            job.summary = summary
+        job.summary = {k: v for k, v in result.items() if k != "elsewhere"}
+        job.elsewhere = bool(result.get("elsewhere"))
         job.status = job.summary["status"]
-        job.stopped = job.stopped and job.status != "finished"  # it ended before the stop arrived
+        job.stopped = job.stopped and job.status != Status.finished  # it ended before the stop arrived
         if job.stopped:
             self._remember_stopped(job.name)
         metric = job.metric(self.sweep.metric)
         shown = f"{self.sweep.metric or 'best_val_loss'} {format_value(metric)}" if metric is not None else "no metric"
-        state = "stopped early (hyperband)" if job.stopped else job.status
+        state = "stopped early (hyperband)" if job.stopped else f"{job.status} elsewhere" if job.elsewhere else job.status
         self.out(f"[{self.jobs.index(job) + 1}{self._of()}] {state:<9} {job.name} | {shown} | "
                  f"{time.time() - job.started:.0f}s" + (f" | {job.summary['error']}" if job.summary.get("error") else ""))
 
@@ -255,8 +231,13 @@ class LocalSweep:
         if not self.exp_dir.is_dir():
             return
         want = self._fixed_values()
-        for run_dir in sorted(p for p in self.exp_dir.iterdir() if p.is_dir()):
-            saved = RunStore(run_dir).config()
+        for store in experiment_runs(self.exp_dir):
+            run_dir = store.dir
+            try:
+                saved = store.config()
+            except StoreError as err:  # that run is left out below; the sweep goes on
+                print(f"warning: {err.one_line()}", file=sys.stderr)
+                continue
             if not saved:
                 continue
             have = {k: v for section in SECTIONS for k, v in (saved.get(section) or {}).items()}
@@ -272,12 +253,15 @@ class LocalSweep:
         runs are left out so the engine proposes them again and they resume from their checkpoints."""
         stopped = self._stopped()
         out = []
-        for run_dir in sorted(p for p in self.exp_dir.iterdir() if p.is_dir()):
-            store = RunStore(run_dir)
-            status = store.status()
-            if not (status in ("finished", "failed", "diverged") or (status == "interrupted" and run_dir.name in stopped)):
+        for store in experiment_runs(self.exp_dir):
+            run_dir = store.dir
+            try:
+                status = store.status()
+                params = self._params_of(store)
+            except StoreError:
+                continue  # damaged: said once by _check_stored_configs or left for the report to name
+            if not (status in ENDED or (status == Status.interrupted and run_dir.name in stopped)):
                 continue
-            params = self._params_of(run_dir)
             fixed = {k: s["value"] for k, s in self.config["parameters"].items() if "value" in s}
             if params is None or any(params.get(k) != v for k, v in fixed.items()):
                 continue
@@ -286,10 +270,9 @@ class LocalSweep:
             out.append(job)
         return out
 
-    def _params_of(self, run_dir: Path) -> dict[str, Any] | None:
-        try:
-            raw = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-        except (FileNotFoundError, yaml.YAMLError):
+    def _params_of(self, store: RunStore) -> dict[str, Any] | None:
+        raw = store.config()
+        if raw is None:
             return None
         flat = {k: v for s in SECTIONS for k, v in (raw.get(s) or {}).items()}
         params = {}
@@ -316,16 +299,13 @@ class LocalSweep:
         for job in self.jobs:
             params = " ".join(f"{k}={format_value(v)}" for k, v in job.params.items() if k in self.sweep.searched) or "-"
             value = job.metric(metric)
-            rows.append((job.name, params, "stopped early" if job.stopped else job.status,
+            status = "stopped early" if job.stopped else f"{job.status} elsewhere" if job.elsewhere else job.status
+            rows.append((job.name, params, status,
                          f"{value:.4f}" if isinstance(value, float) else format_value(value) if value is not None else "-"))
         if not rows:
             return f"{self.sweep.name}: no runs started (the engine had no more points)"
-        headers = ("run", "params", "status", metric)
-        widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers)]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         lines = [f"{self.sweep.name}: {len(rows)} runs ({self.sweep.method}) in {self.exp_dir}",
-                 fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
-        lines += [fmt.format(*r) for r in rows]
+                 format_table(("run", "params", "status", metric), rows)]
         scored = [(j.metric(metric), j) for j in self.jobs if isinstance(j.metric(metric), (int, float))]
         if scored:
             pick = min if self.sweep.goal == "minimize" else max

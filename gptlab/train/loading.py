@@ -12,7 +12,7 @@ from gptlab.dataset import CharTokenizer
 from gptlab.errors import UserError
 from gptlab.model import build_model
 from gptlab.train.checkpoint import load_checkpoint
-from gptlab.store import RunStore
+from gptlab.store import RunStore, StoreError
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Trained
     state = load_checkpoint(store.checkpoint_path, device)
     config = config_from_dict(state["config"])
     model = build_model(config.model).to(device)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise StoreError(store.checkpoint_path, "its weights do not fit the model its config describes "
+                         f"({str(exc).splitlines()[0][:120]})", fix="retrain the run") from None
     model.eval()
     return TrainedRun(config, CharTokenizer(tuple(state["chars"])), model, store)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import signal
 import threading
 import time
@@ -18,9 +17,8 @@ from typing import Any, Callable
 
 import torch
 
-from gptlab.config import RunConfig, config_from_dict
+from gptlab.config import RunConfig
 from gptlab.dataset import eval_windows, load_data
-from gptlab.errors import UserError
 from gptlab.model import build_model
 from gptlab.overrides import label_from_name
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
@@ -28,9 +26,11 @@ from gptlab.train.device import device_label, resolve_runtime
 from gptlab.train.evaluate import evaluate
 from gptlab.train.optim import lr_at
 from gptlab.train.progress import ProgressPrinter
+from gptlab.train.runstart import Start, decide_start, failure_text, log_start, record_failure, stop_signal_text
 from gptlab.train.provenance import provenance
 from gptlab.train.step import TrainStep
-from gptlab.store import RunStore
+from gptlab.store import RunStore, Status, StoreWriteError
+from gptlab.store.layout import ELSEWHERE
 from gptlab.train.tracking import Tracker, under_slurm
 
 
@@ -49,58 +49,37 @@ def run_dir_for(runs_root: Path, meta: RunMeta) -> Path:
     return Path(runs_root) / meta.experiment / meta.name
 
 
-def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool = False,
+def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool = False, expect: str | None = None,
                  on_log: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or resume) one run; returns its summary. Bad input raises UserError before anything is
-    written; RunLocked if another process holds the run; a crash is recorded, not raised."""
+    written; RunLocked if another process holds the run; a crash is recorded, not raised. Whether the run
+    starts fresh, resumes or is left alone is decided under its lock (see runstart; `expect` is the
+    fingerprint a planner saw)."""
     data = load_data(cfg.data, cfg.model.block_size)
     cfg = cfg.replace(vocab_size=data.tokenizer.vocab_size)
     runtime = resolve_runtime(cfg.train)
     store = RunStore(run_dir_for(runs_root, meta))
     lock = store.lock()
     try:
-        if fresh:
-            _clear(store)
-        saved = store.config()
-        changed = config_from_dict(saved).diff(cfg) if saved else []
-        if changed:
-            raise UserError(f"this run directory holds a run with a different config ({'; '.join(changed[:3])})",
-                            source=str(store.dir), fix="choose another --name or --runs, or rerun it from "
-                            "scratch (gptlab run --rerun all)")
-        previous = store.summary()
-        if previous and previous.get("status") == "finished":
+        start, previous = decide_start(store, cfg, fresh=fresh, expect=expect)
+        if start == Start.elsewhere:
+            print(f"{meta.name}: {previous['status']} {ELSEWHERE}")
+            return previous
+        if start == Start.done:
             return previous
         record = {**cfg.to_dict(),
                   "run": {"experiment": meta.experiment, "name": meta.name, "label": meta.label(),
                           "variant": meta.variant, "seed": cfg.train.seed, "overrides": dict(meta.overrides)},
                   "provenance": provenance(device_label(runtime.device))}
-        store.write_config(record)
         try:
+            store.write_config(record)
             loop = _Loop(cfg, runtime, data, store, meta, record, on_log)
-        except Exception as exc:  # noqa: BLE001 - e.g. an unreadable checkpoint: recorded, not a traceback
-            return _record_setup_failure(store, exc)
+        except Exception as exc:  # noqa: BLE001 - a full disk, an unreadable checkpoint: recorded, not a traceback
+            return record_failure(store, failure_text(exc))
+        log_start(store, start, loop.step)
         return loop.run()
     finally:
         lock.close()
-
-
-def _record_setup_failure(store: RunStore, exc: Exception) -> dict[str, Any]:
-    error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    with open(store.log_path, "a", encoding="utf-8") as log:
-        log.write(traceback.format_exc())
-    previous = store.summary() or {}
-    summary = {"best_val_loss": None, "final_val_loss": None, "steps": 0, "wall_s": 0.0, "tokens_per_s": None,
-               "n_params": None, **previous, "status": "failed", "error": error}
-    store.write_summary(summary)
-    print(f"{store.dir.name} failed: {error} (log: {store.log_path})")
-    return summary
-
-
-def _clear(store: RunStore) -> None:
-    for path in store.dir.iterdir():
-        if path.name in (".lock", "stdout.log"):  # the lock we hold; the runner's capture of this process
-            continue
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 class _Loop:
@@ -159,7 +138,10 @@ class _Loop:
                    "n_params": self.n_params, "device": str(self.rt.device)}
         if error:
             summary["error"] = error
-        self.store.write_summary(summary)
+        try:
+            self.store.write_summary(summary)
+        except StoreWriteError as exc:  # the verdict still reaches the caller and the exit code
+            self.progress.message(f"{self.meta.name}: could not record status {status}: {exc}")
         return summary
 
     # ---- loop ----
@@ -175,21 +157,27 @@ class _Loop:
                            config=self.record, run_dir=self.store.dir, resume=self.resumed,
                            best_so_far=self.best if math.isfinite(self.best) else None,
                            stored=self.store.metrics() if self.resumed else [])
-        self._summary("running")
-        status, error = "running", None
+        self._summary(Status.running)
+        status, error = Status.running, None
         previous_handlers = self._catch_stop_signals()
         try:
             with self.store.open_metrics() as self.metrics:
                 status = self._train()
         except KeyboardInterrupt:
-            status = "interrupted"
+            status = Status.interrupted
             if self._stop_signal == signal.SIGTERM and under_slurm():  # Slurm preempts; a requeue resumes
                 self.tracker.mark_preempting()
-            if not self._in_step:  # a half-applied update must not be saved; the last checkpoint stands
-                self._checkpoint()
+            if self._stop_signal is not None:
+                error = stop_signal_text(self._stop_signal, self.step)
+            try:
+                if not self._in_step:  # a half-applied update must not be saved; the last checkpoint stands
+                    self._checkpoint()
+            except StoreWriteError as exc:
+                status, error = Status.failed, str(exc)
+                self.progress.message(f"{meta.name} failed: {error}")
             raise
         except Exception as exc:  # noqa: BLE001 - a crash is recorded in the run, never lost
-            status, error = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
+            status, error = Status.failed, failure_text(exc)
             log_file.write(traceback.format_exc())
             self.progress.message(f"{meta.name} failed: {error} (log: {self.store.log_path})")
         finally:

@@ -1,35 +1,39 @@
-"""What a study shows while it runs: a rich live table on a terminal, plain lines otherwise (CI, logs)."""
+"""What a job pool shows while it runs: a rich live table on a terminal, plain lines otherwise (CI, logs).
+
+A job shown here has `name`, `action`, `store`, `result`, `status`, `slot`, `proc`, `started`, `max_steps`.
+"""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
 
+from gptlab.store import UNSUCCESSFUL, Status, StoreError
+from gptlab.store.files import read_metrics_tail
 from gptlab.train.progress import fmt_duration
 
 
 def last_row(job) -> dict[str, Any]:  # noqa: ANN001
     """The newest metrics row of a running job (reads only the file's tail)."""
-    path = job.store.metrics_path
+    return read_metrics_tail(job.store.metrics_path)
+
+
+def _summary(job) -> dict[str, Any]:  # noqa: ANN001
+    if job.result:
+        return job.result
     try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
-            lines = f.read().decode(errors="replace").splitlines()
-        for line in reversed(lines):
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                continue
-    except FileNotFoundError:
-        pass
-    return {}
+        return job.store.summary() or {}
+    except StoreError:
+        return {}
+
+
+def shown_status(job) -> str:  # noqa: ANN001
+    """The job's status as a person reads it: 'finished elsewhere', 'running elsewhere', ..."""
+    return f"{job.status} elsewhere" if job.result.get("elsewhere") else str(job.status)
 
 
 def _best(job) -> str:  # noqa: ANN001
-    summary = job.result or job.store.summary() or {}
-    best = summary.get("best_val_loss")
+    best = _summary(job).get("best_val_loss")
     return f"{best:.4f}" if isinstance(best, (int, float)) else "-"
 
 
@@ -46,21 +50,24 @@ class PlainView:
         todo = sum(not j.action.startswith("skip") for j in jobs)
         self.total = len(jobs)
         self.done = len(jobs) - todo
-        self._print(f"{todo} of {len(jobs)} runs to execute ({self.done} skipped: finished, failed or elsewhere)")
+        self._print(f"{todo} of {len(jobs)} runs to execute ({self.done} skipped: finished, failed, damaged or "
+                    f"elsewhere)")
+        for job in jobs:
+            if job.action == "skip-damaged":
+                self._print(f"  skipped {job.name}: {job.result.get('error')}")
 
     def started(self, job) -> None:  # noqa: ANN001
-        verb = {"resume": "resuming", "fresh": "restarting"}.get(job.action, "starting")
-        self._print(f"[{self.done}/{self.total}] {verb} {job.run.name} on {job.slot}")
+        verb = {"resume": "resuming", "fresh": "restarting", "restart": "restarting"}.get(job.action, "starting")
+        self._print(f"[{self.done}/{self.total}] {verb} {job.name} on {job.slot}")
 
     def ended(self, job) -> None:  # noqa: ANN001
         self.done += 1
         status = job.status
-        line = f"[{self.done}/{self.total}] {status} {job.run.name} | best val {_best(job)} | " \
+        line = f"[{self.done}/{self.total}] {shown_status(job)} {job.name} | best val {_best(job)} | " \
                f"{fmt_duration(time.time() - job.started)}"
-        if status in ("failed", "diverged"):
-            err = job.result.get("error") or "loss became non-finite" if status == "diverged" else \
-                job.result.get("error")
-            log = job.store.log_path if job.store.log_path.exists() else job.store.dir / "stdout.log"
+        if status in UNSUCCESSFUL or job.result.get("error") and status == Status.interrupted:
+            err = job.result.get("error") or ("loss became non-finite" if status == Status.diverged else None)
+            log = job.store.log_path if job.store.log_path.exists() else job.store.stdout_path
             line += f"\n  {status}: {err} (log: {log})"
         self._print(line)
 
@@ -75,13 +82,16 @@ class PlainView:
 
 
 def final_table(jobs) -> str:  # noqa: ANN001
-    width = max([len(j.run.name) for j in jobs] + [3])
-    lines = [f"{'run':<{width}}  {'status':<11}  {'best val':>8}  steps",
-             f"{'-' * width}  {'-' * 11}  {'-' * 8}  -----"]
-    for job in jobs:
-        summary = job.result or job.store.summary() or {}
-        lines.append(f"{job.run.name:<{width}}  {job.status:<11}  {_best(job):>8}  {summary.get('steps', '-')}")
-    return "\n".join(lines)
+    rows = [(job.name, shown_status(job), _best(job), str(_summary(job).get("steps", "-"))) for job in jobs]
+    return format_table(("run", "status", "best val", "steps"), rows)
+
+
+def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned columns under a header and a rule: the final table of `gptlab run` and `gptlab sweep`."""
+    widths = [max([len(h)] + [len(r[c]) for r in rows]) for c, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+    return "\n".join(line.rstrip() for line in lines + [fmt.format(*r) for r in rows])
 
 
 class RichView(PlainView):
@@ -113,13 +123,13 @@ class RichView(PlainView):
             if job.proc is None or job.proc.poll() is not None:
                 continue
             row = last_row(job)
-            max_steps = job.run.config.train.max_steps
+            max_steps = job.max_steps
             step = row.get("step", 0)
             rate = step / max(1e-9, time.time() - job.started)
             eta = fmt_duration((max_steps - step) / rate) if rate > 0 and step else "-"
             loss = row.get("train/loss")
             val = row.get("val/loss")
-            table.add_row(job.run.name, job.slot, f"{step}/{max_steps}",
+            table.add_row(job.name, job.slot, f"{step}/{max_steps}",
                           f"{loss:.4f}" if loss is not None else "-", f"{val:.4f}" if val is not None else "-", eta)
         return table
 

@@ -1,0 +1,73 @@
+"""What became of a run once its `gptlab train` process exited: read from the store, and recorded there
+when the process could not record it itself (killed by a signal, crashed before writing its summary).
+
+The verdict is written under the run's lock, so a run another process has taken over meanwhile is never
+overwritten; a child that found its run taken or already ended elsewhere says so in its last line.
+"""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from gptlab.store import RunLocked, RunStore, Status, StoreError, signal_text
+from gptlab.store.layout import ELSEWHERE, LOCKED
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def settle(store: RunStore, code: int, *, interrupted: bool = False) -> dict[str, Any]:
+    """The run's result: its summary, plus `elsewhere: True` when another process owns or ran it.
+    `code` is the process's return code (negative: killed by that signal)."""
+    last = last_line(store.stdout_path) or ""
+    if LOCKED in last:
+        return {"status": Status.running, "elsewhere": True, "error": "running in another process"}
+    try:
+        summary = store.summary()
+    except StoreError as err:
+        return {"status": Status.failed, "error": err.one_line()}
+    if ELSEWHERE in last and summary:
+        return {**summary, "elsewhere": True}
+    if summary is not None and summary["status"] != Status.running:
+        if code == 2 and summary["status"] != Status.finished:  # refused its input: the summary is older
+            return {**summary, "status": Status.failed, "error": last or "bad input (exit code 2)"}
+        return summary
+    try:
+        with store.locked():
+            summary = store.summary()
+            if summary is not None and summary["status"] != Status.running:
+                return summary  # it recorded its own end after all
+            verdict = _verdict(store, code, interrupted, last)
+            store.write_summary({**(summary or {}), **verdict})
+            return {**(summary or {}), **verdict}
+    except RunLocked:
+        return {"status": Status.running, "elsewhere": True, "error": "running in another process"}
+    except StoreError as err:
+        return {"status": Status.failed, "error": err.one_line()}
+
+
+def _verdict(store: RunStore, code: int, interrupted: bool, last: str) -> dict[str, Any]:
+    """Status, error and last completed step of a process that died without recording its end."""
+    step = store.last_step()
+    signum = -code if code < 0 else code - 128 if 128 < code < 160 else None
+    verdict: dict[str, Any] = {"steps": step or 0}
+    if interrupted or code == 130 or signum in STOP_SIGNALS:
+        verdict.update(status=Status.interrupted,
+                       error=signal_text(signum or signal.SIGINT, step, verb="stopped by"))
+    elif signum is not None:
+        verdict.update(status=Status.failed, error=signal_text(signum, step))
+    else:
+        verdict.update(status=Status.failed, error=last or f"process exited with code {code}")
+    return verdict
+
+
+def last_line(path: Path) -> str | None:
+    """The last non-empty line of a log (at most 300 characters), None when there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 8192))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return None
+    return lines[-1][:300] if lines else None
