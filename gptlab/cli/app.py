@@ -9,6 +9,7 @@ from gptlab import __version__
 from gptlab.cli import (attention_cmd, bench_cmd, eval_cmd, generate_cmd, memory_cmd, report_cmd, run_cmd,
                         sweep_cmd, sync_cmd, train_cmd)
 from gptlab.cli.common import EXTRA_ARGS, user_errors
+from gptlab.cli.config_help import CONFIG_ARGS, ConfigHelpCommand
 
 app = typer.Typer(name="gptlab", no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A research harness for ablation studies on small GPT models.")
@@ -27,12 +28,14 @@ def _root(version: Annotated[bool, typer.Option(
     """A research harness for ablation studies on small GPT models."""
 
 
-# commands taking [CONFIG.yaml] [OVERRIDE ...] get the raw extra arguments
+# commands taking [CONFIG.yaml] [OVERRIDE ...] get the raw extra arguments, that usage and the config keys' table
 for command, extra in ((train_cmd.train, True), (generate_cmd.generate, False), (run_cmd.run, False),
                        (report_cmd.report, False), (sweep_cmd.sweep, False), (eval_cmd.eval, False),
                        (attention_cmd.attention, False), (memory_cmd.memory, True), (bench_cmd.bench, True),
                        (sync_cmd.sync, False)):
-    app.command(command.__name__, context_settings=EXTRA_ARGS if extra else None)(user_errors(command))
+    shape = dict(context_settings=EXTRA_ARGS, cls=ConfigHelpCommand,
+                 options_metavar=f"[OPTIONS] {CONFIG_ARGS}") if extra else {}
+    app.command(command.__name__, **shape)(user_errors(command))
 
 
 def main() -> None:

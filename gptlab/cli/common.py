@@ -5,18 +5,36 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, Optional, TypeVar
 
 import typer
+import yaml
 
 from gptlab.errors import UserError
 from gptlab.overrides import parse_overrides
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+def config_choices(key: str) -> list[str]:
+    """The choices of a config key (one owner: the config schema), for an option that sets it."""
+    from gptlab.cli.config_help import choices_of
+    from gptlab.config import KEY_SECTION
+
+    return [str(c) for c in choices_of(KEY_SECTION[key], key)]
+
+
 RunsOpt = Annotated[Path, typer.Option("--runs", help="Run store root.")]
-WandbOpt = Annotated[str | None, typer.Option(
-    "--wandb", help="W&B mode: auto (online with credentials, else offline), online, offline, disabled.")]
+def choice(names: Any) -> Any:
+    """A typer option type whose values are `names`: shown in --help, anything else exits 2."""
+    return Literal[tuple(str(n) for n in names)]
+
+
+WandbOpt = Annotated[Optional[choice(config_choices("wandb"))], typer.Option(
+    "--wandb", show_default=False,
+    help="W&B mode: auto (online with credentials, else offline), online, offline, disabled "
+         "(default: the config's log.wandb, auto).")]
+PrintConfigOpt = Annotated[bool, typer.Option(
+    "--print-config", help="Print the resolved config (YAML) and exit; nothing is written.")]
 
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -62,3 +80,9 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
             raise UserError(f"cannot read --set '{item}'", key="--set", fix="write --set key=value")
         sets.update(parse_overrides([item]))
     return sets
+
+
+def echo_config(config: Any, where: str | Path) -> None:
+    """`--print-config`: one run's resolved config as YAML, headed by the run directory it would write."""
+    typer.echo(f"# {where}")
+    typer.echo(yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False).rstrip())

@@ -17,7 +17,9 @@ def report(
     runs: Annotated[Path, typer.Option("--runs", help="Run store root.")] = Path("runs"),
     out: Annotated[Path, typer.Option("--out", help="Where reports/<experiment>/ and the index go.")] = Path("reports"),
     wandb_project: Annotated[Optional[str], typer.Option(
-        "--wandb", metavar="ENTITY/PROJECT", help="Also load the runs of this W&B project (needs network).")] = None,
+        "--wandb-project", metavar="ENTITY/PROJECT",
+        help="Also load the runs of this W&B project (needs network). (--wandb is a W&B mode on train, run "
+             "and sweep.)")] = None,
     wandb_dir: Annotated[Optional[Path], typer.Option(
         "--wandb-dir", help="Also load W&B offline run directories found under this path.")] = None,
     log_x: Annotated[bool, typer.Option("--log-x", help="Log-scale steps in the learning curves.")] = False,

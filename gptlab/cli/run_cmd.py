@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from gptlab.cli.common import RunsOpt, WandbOpt, check_wandb_mode, parse_sets
+from gptlab.cli.common import PrintConfigOpt, RunsOpt, WandbOpt, check_wandb_mode, choice, echo_config, parse_sets
 from gptlab.errors import UserError
 
 
@@ -19,13 +19,15 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
                                                 "devices: several small runs share each GPU).")] = "1",
         devices: Annotated[str | None, typer.Option(
             help="Devices to spread runs over, e.g. 0,1 or cpu (default: every visible GPU, else CPU).")] = None,
-        rerun: Annotated[str | None, typer.Option(help="Also rerun from scratch: failed (failed and diverged) "
+        rerun: Annotated[Optional[choice(("failed", "all"))], typer.Option(help="Also rerun from scratch: failed (failed and diverged) "
                                                        "or all.")] = None,
         fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed run.")] = False,
-        launcher: Annotated[str, typer.Option(help="local (subprocesses here) or submitit (Slurm jobs).")]
+        launcher: Annotated[choice(("local", "submitit")), typer.Option(
+            help="local (subprocesses here) or submitit (Slurm jobs).")]
         = "local",
         runs: RunsOpt = Path("runs"),
         wandb: WandbOpt = None,
+        print_config: PrintConfigOpt = False,
         ) -> None:
     """Run every variant x grid x seed of an experiment spec; resumable and crash-isolated."""
     from gptlab.jobs.devices import parse_devices
@@ -40,6 +42,11 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
     check_wandb_mode(wandb)
     sets = parse_sets(set_)
     loaded = load_spec(spec, sets)
+    if print_config:  # every run's config, as `gptlab train` would resolve it; nothing is written
+        for planned in loaded.runs:
+            echo_config(planned.config.replace(wandb=wandb) if wandb else planned.config,
+                        runs / loaded.name / planned.name)
+        return
     slots = parse_devices(devices)
     jobs_planned = plan(loaded, runs, rerun)
     conflict = conflict_error(jobs_planned, runs)

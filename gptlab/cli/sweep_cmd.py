@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gptlab.cli.common import RunsOpt, WandbOpt, check_wandb_mode, parse_sets
+from gptlab.cli.common import PrintConfigOpt, RunsOpt, WandbOpt, check_wandb_mode, echo_config, parse_sets
 from gptlab.errors import UserError
 
 
@@ -21,6 +21,7 @@ def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.ya
               help="Devices to spread runs over, e.g. 0,1 or cpu (default: every visible GPU, else CPU).")] = None,
           runs: RunsOpt = Path("runs"),
           wandb: WandbOpt = None,
+          print_config: PrintConfigOpt = False,
           ) -> None:
     """Run a W&B sweep file without a server: the same file works with `wandb sweep` + `wandb agent`.
     Runs land in runs/<sweep name>/; `gptlab report <sweep name>` reads them."""
@@ -36,6 +37,9 @@ def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.ya
     check_wandb_mode(wandb)
     sets = parse_sets(set_)
     loaded = load_sweep(file, sets)
+    if print_config:
+        echo_sweep_config(loaded, runs, wandb)
+        return
     check_command(loaded.command, loaded.config.get("program"), str(file))
     if loaded.method != "grid" and count is None:
         raise UserError(f"a {loaded.method} sweep never runs out of points", source=str(file), key="--count",
@@ -43,3 +47,25 @@ def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.ya
     code = LocalSweep(loaded, runs, count=count, n_jobs=jobs, slots=parse_devices(devices), wandb=wandb).execute()
     if code:
         raise typer.Exit(code=code)
+
+
+def echo_sweep_config(loaded, runs: Path, wandb: str | None) -> None:  # noqa: ANN001 - a SweepFile
+    """`--print-config`: the sweep as gptlab runs it (nested groups flattened, --set applied), then the config
+    every run shares, with each searched key at its first value."""
+    import yaml
+
+    from gptlab.config import build_config, flatten_overrides
+    from gptlab.overrides import without_nulls
+    from gptlab.sweep.config import point_leaves
+
+    typer.echo(f"# {loaded.path} as gptlab runs it (searched: {', '.join(loaded.searched) or 'nothing'})")
+    typer.echo(yaml.safe_dump({k: v for k, v in loaded.config.items() if k != "parameters"} |
+                              {"parameters": loaded.config["parameters"]}, sort_keys=False,
+                              default_flow_style=None).rstrip())
+    first = {p: s["value"] if "value" in s else (s.get("values") or [s.get("min")])[0]
+             for p, s in loaded.config["parameters"].items()}
+    flat = without_nulls(flatten_overrides(point_leaves(first)))
+    flat.update(flatten_overrides(loaded.sets))
+    if wandb:
+        flat["wandb"] = wandb
+    echo_config(build_config(flat), runs / loaded.name / "<each run>")

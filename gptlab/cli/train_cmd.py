@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from gptlab.cli.common import RunsOpt, WandbOpt, split_config_and_overrides
+from gptlab.cli.common import PrintConfigOpt, RunsOpt, WandbOpt, echo_config, split_config_and_overrides
 from gptlab.errors import UserError
 from gptlab.overrides import parse_overrides, resolve, run_name
 from gptlab.sweep.agent import agent_identity
@@ -30,6 +30,7 @@ def train(ctx: typer.Context,
           name: Annotated[str | None, typer.Option(help="Run name (default: derived from the overrides).")] = None,
           runs: RunsOpt = Path("runs"),
           wandb: WandbOpt = None,
+          print_config: PrintConfigOpt = False,
           meta: Annotated[str | None, typer.Option(hidden=True, help="JSON run metadata from `gptlab run`.")] = None,
           fresh: Annotated[bool, typer.Option(hidden=True, help="Discard any earlier state of this run.")] = False,
           expect: Annotated[str | None, typer.Option(hidden=True, help="The run's fingerprint a planner saw: "
@@ -47,6 +48,9 @@ def train(ctx: typer.Context,
     run_meta = RunMeta(experiment=_safe(experiment, "experiment"),
                        name=_safe(name or extra.get("name") or run_name(shown, config_file), "name"),
                        variant=extra.get("variant"), overrides=extra.get("overrides", shown))
+    if print_config:
+        echo_config(cfg, runs / run_meta.experiment / run_meta.name)
+        return
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         summary = run_training(cfg, runs, run_meta, fresh=fresh, expect=expect)

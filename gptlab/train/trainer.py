@@ -185,6 +185,7 @@ class _Loop:
                 signal.signal(signum, handler)
             summary = self._summary(status, error)
             self.tracker.finish(summary)
+            self.progress.close()
             log_file.close()
         return summary
 
