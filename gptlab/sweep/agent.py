@@ -23,8 +23,15 @@ def agent_identity(experiment: str | None, name: str | None, overrides: dict[str
         return experiment, name
     name = sweep_run_name(overrides)
     run_id = os.environ.get("WANDB_RUN_ID")
-    if run_id and (Path(runs_root) / experiment / name).exists():
+    run_dir = Path(runs_root) / experiment / name
+    if run_id and run_dir.exists() and not holds_wandb_run(run_dir, run_id):
         # the agent proposed this point again (random search): a new W&B run gets its own directory,
-        # rather than reusing (or resuming) the earlier one
+        # rather than reusing (or resuming) the earlier one. The same W&B run again (a preempted run the
+        # sweep requeued) resumes in its own directory.
         name = f"{name}-{run_id}"
     return experiment, name
+
+
+def holds_wandb_run(run_dir: Path, run_id: str) -> bool:
+    """Whether this run directory logged W&B run `run_id` (each start writes wandb/<kind>-run-<time>-<id>/)."""
+    return any((run_dir / "wandb").glob(f"*-run-*-{run_id}"))
