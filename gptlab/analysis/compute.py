@@ -19,7 +19,7 @@ import pandas as pd
 
 SIZE_TOL = 0.02  # variants differing by more than 2% in parameters differ in size
 MATCHED_TOL = 0.05
-SIZE_KEYS = {"n_layer", "n_embd", "mlp_ratio", "n_head", "vocab_size", "block_size", "tie_weights"}
+SIZE_KEYS = {"n_layer", "n_embd", "mlp_ratio"}  # a study varying one of these is about size
 FIG_SCALING = "scaling"
 
 
@@ -49,9 +49,11 @@ def _ratio(a: float, b: float) -> float:
     return max(a, b) / min(a, b) - 1 if min(a, b) > 0 else math.inf
 
 
-def differs_in_size(params: dict[str, float]) -> bool:
+def differs_in_size(params: dict[str, float], varying: list[str]) -> bool:
+    """A study about size: it varies a size key and its variants' parameter counts differ."""
     values = list(params.values())
-    return len(values) >= 2 and _ratio(max(values), min(values)) > SIZE_TOL
+    return (bool(SIZE_KEYS & set(varying)) and len(values) >= 2
+            and _ratio(max(values), min(values)) > SIZE_TOL)
 
 
 def size_warning(params: dict[str, float], varying: list[str], label_config: pd.DataFrame) -> str | None:
@@ -76,9 +78,9 @@ def size_warning(params: dict[str, float], varying: list[str], label_config: pd.
             "although the study does not vary model size; part of any difference may be capacity.")
 
 
-def matched_pairs(params: dict[str, float]) -> list[tuple[str, str]]:
+def matched_pairs(params: dict[str, float], varying: list[str]) -> list[tuple[str, str]]:
     """Pairs of labels matched in parameters (within MATCHED_TOL), in a study that differs in size."""
-    if not differs_in_size(params):
+    if not differs_in_size(params, varying):
         return []
     return [(a, b) for a, b in combinations(params, 2) if _ratio(params[a], params[b]) <= MATCHED_TOL]
 
@@ -108,8 +110,8 @@ def compute_findings(runs: pd.DataFrame, labels: list[str], metric: str, varying
     out = []
     warning = size_warning(params, varying, label_config)
     if warning:
-        out.append(warning + " (results table, params column)")
-    if differs_in_size(params):
+        out.append(warning.removesuffix(".") + " (results table, params column).")
+    if differs_in_size(params, varying):
         frame = compute_frame(runs)
         for x, name in (("n_params", "parameters N"), ("flops", "training FLOPs C (6ND)")):
             fit = power_law(frame, x)

@@ -13,7 +13,7 @@ from gptlab.analysis.figures import FigureContext, register_figure
 def scaling(ctx: FigureContext) -> tuple[Figure, str] | None:
     """Metric against parameters and against training FLOPs (log x), with the power-law fit."""
     params = label_params(ctx.runs, ctx.design.labels)
-    if not differs_in_size(params):
+    if not differs_in_size(params, ctx.design.varying):
         return None
     frame = compute_frame(ctx.runs)
     done = frame[frame["status"] == "finished"].dropna(subset=["value"])

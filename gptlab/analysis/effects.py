@@ -161,7 +161,10 @@ def fit_effects(factors: Factors, runs: pd.DataFrame, values: pd.Series) -> Effe
     model.order, model.df_resid = order, float(result.df_resid)
     if order < len(used):
         why = "not every cell was run" if not full else "seeds leave no residual degrees of freedom"
-        model.notes.append(f"interactions of more than {order} factor{'s' if order > 1 else ''} not estimated ({why})")
+        if order == 1:
+            model.notes.append(f"interactions not estimated ({why}); the main effects assume there are none")
+        else:
+            model.notes.append(f"interactions of more than {order} factors not estimated ({why})")
     for size in range(1, order + 1):
         for term in itertools.combinations(used, size):
             for chosen in itertools.product(*(present[f][1:] for f in term)):

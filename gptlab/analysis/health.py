@@ -5,8 +5,8 @@
     not_learning  most finished seeds' best val loss stays within NOT_LEARNING_TOL of (or above) the
                   loss of a model that learned nothing (ln(vocab)) or only character frequencies (the
                   unigram entropy of the run's data)
-    unstable      most finished seeds have a train-loss spike: a jump above the mean of the previous
-                  SPIKE_WINDOW logged values by more than SPIKE_STDS of their std (and SPIKE_MIN nats)
+    unstable      most finished seeds have a train-loss spike: a rise between two logged steps more than
+                  SPIKE_STDS stds of the previous SPIKE_WINDOW changes above their mean (and >= SPIKE_MIN nats)
     overfit       most finished seeds reach their best val loss before OVERFIT_AT of the steps and
                   end worse than that best by more than the equivalence margin
 The first that applies, in this order, is the variant's health. Only loss metrics (nats) are judged
@@ -61,12 +61,12 @@ def floors(row: pd.Series) -> dict[str, float]:
 
 
 def has_spike(losses: np.ndarray) -> bool:
-    """A train-loss jump of SPIKE_STDS running stds (and at least SPIKE_MIN nats) above the running mean."""
-    losses = losses[np.isfinite(losses)]
-    for i in range(5, len(losses)):
-        window = losses[max(0, i - SPIKE_WINDOW):i]
-        jump = losses[i] - window.mean()
-        if jump > SPIKE_MIN and jump > SPIKE_STDS * window.std():
+    """A step-to-step rise of the train loss more than SPIKE_STDS running stds of those changes above
+    their running mean (the trend removed) and at least SPIKE_MIN nats."""
+    changes = np.diff(losses[np.isfinite(losses)])
+    for i in range(5, len(changes)):
+        window = changes[max(0, i - SPIKE_WINDOW):i]
+        if changes[i] > SPIKE_MIN and changes[i] - window.mean() > SPIKE_STDS * window.std():
             return True
     return False
 
@@ -76,7 +76,7 @@ def run_health(row: pd.Series, history: pd.DataFrame, margin: float) -> tuple[st
     best = row.get("best_val_loss")
     if best is not None and best == best:
         lows = floors(row)
-        for name, level in sorted(lows.items(), key=lambda kv: kv[1]):
+        for name, level in sorted(lows.items(), key=lambda kv: -kv[1]):  # the nearest floor from above
             if best >= level - NOT_LEARNING_TOL:
                 return "not_learning", f"best val loss {best:.3f} vs {name} {level:.3f}"
     if "train/loss" in history and has_spike(history["train/loss"].to_numpy(float)):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from gptlab.analysis.compute import label_params, matched_pairs, matched_rows
 from gptlab.analysis.design import Design, design_of
 from gptlab.analysis.effects import (Factors, describe_design, effects_frame, factors_of, fit_effects,
                                      simple_effects, write_effects_csv)
@@ -76,12 +77,17 @@ def analyze(store: Store, experiment: str) -> Analysis:
                                 if baseline else float("nan"))
     health = variant_health(sub.runs, sub.history, design.labels, margin)
     table = table.join(health.drop(columns="variant"), on="variant")
-    effects, notes = effects_frame([]), []
+    rows, notes = [], []
+    samples = label_samples(sub.runs, values, design.labels)
     if factors is not None:
         model = fit_effects(factors, sub.runs, values)
-        samples = label_samples(sub.runs, values, design.labels)
-        effects = effects_frame(model.rows + simple_effects(factors, samples))
+        rows = model.rows + simple_effects(factors, samples)
         notes = describe_design(factors, sub.runs, design.labels, model, compare.metric)
+    params = label_params(sub.runs, design.labels)
+    tested = {(r["variant"], r["baseline"]) for _, r in table.iterrows() if r["tested"]}
+    tested |= {tuple(r["pair"]) for r in rows if r.get("pair")}
+    rows += matched_rows(matched_pairs(params, design.varying), params, samples, tested)
+    effects = effects_frame(rows)
     family = adjust_family(table, effects, compare.correction)
     return Analysis(experiment, sub, spec, compare, design, table, note, factors, effects, notes, family)
 
@@ -117,7 +123,7 @@ def _plugins() -> list[Any]:
 
 def write_report(analysis: Analysis, out: Path, log_x: bool = False, runs_root: Path | None = None) -> Path:
     """reports/<experiment>/: summary.csv, effects.csv (several factors), figures/, report.md, report.html."""
-    from gptlab.analysis.compute import compute_findings, label_params
+    from gptlab.analysis.compute import compute_findings
     from gptlab.analysis.figures import FigureContext, label_colors, make_figures
     from gptlab.analysis.render import ReportDoc, render_html, render_markdown
     from gptlab.analysis.samples import generate_samples, settings

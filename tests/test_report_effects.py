@@ -1,0 +1,151 @@
+"""Factorial studies: main effects and interactions against statsmodels' own ANOVA, one-factor
+comparisons against scipy's Welch test, Holm over the whole family, and an incomplete, unbalanced design."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from scipy import stats
+from statsmodels.stats.anova import anova_lm
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_ind
+from test_analysis_store import write_run, write_spec
+
+from gptlab.analysis.effects import EFFECT_COLUMNS, factors_of
+from gptlab.analysis.load import load_store
+from gptlab.analysis.report import analyze, write_reports
+
+CELLS = {"res_ln": (True, "layernorm"), "nores_ln": (False, "layernorm"),
+         "res_none": (True, "none"), "nores_none": (False, "none")}
+NOISE = {"res_ln": [-0.010, 0.000, 0.012], "nores_ln": [0.008, -0.011, 0.001],
+         "res_none": [0.000, 0.009, -0.012], "nores_none": [-0.004, 0.013, -0.006]}
+
+
+def residual_store(root: Path, experiment: str, means: dict[str, float], failed: tuple[str, ...] = (),
+                   seeds: dict[str, int] | None = None) -> pd.DataFrame:
+    """residual x norm, 3 seeds per cell around `means`; returns the finished runs as a frame."""
+    write_spec(root, experiment, {"description": "Do residuals matter, and does it depend on the norm?",
+                                  "variants": {v: {"residual": r, "norm": n} for v, (r, n) in CELLS.items()},
+                                  "seeds": [0, 1, 2], "compare": {"metric": "val/loss", "baseline": "res_ln"}})
+    rows = []
+    for variant, (residual, norm) in CELLS.items():
+        for seed in range((seeds or {}).get(variant, 3)):
+            value = means[variant] + NOISE[variant][seed]
+            status = "failed" if variant in failed else "finished"
+            write_run(root, experiment, f"{variant}-seed{seed}", best=value, status=status, variant=variant,
+                      seed=seed, overrides={"residual": residual, "norm": norm})
+            if status == "finished":
+                rows.append({"variant": variant, "residual": str(residual).lower(), "norm": norm, "y": value})
+    return pd.DataFrame(rows)
+
+
+def cell_means(data: pd.DataFrame) -> dict[tuple[str, str], float]:
+    return data.groupby(["residual", "norm"])["y"].mean().to_dict()
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("runs")
+    planted = residual_store(root, "planted", {"res_ln": 2.0, "nores_ln": 2.3, "res_none": 2.4, "nores_none": 3.2})
+    additive = residual_store(root, "additive", {"res_ln": 2.0, "nores_ln": 2.3, "res_none": 2.4, "nores_none": 2.7})
+    store = load_store(root)
+    return root, {"planted": (planted, analyze(store, "planted")), "additive": (additive, analyze(store, "additive"))}
+
+
+@pytest.mark.parametrize("name, interaction", [("planted", 0.5), ("additive", 0.0)])
+def test_main_effects_and_interaction_match_statsmodels_anova(studies, name: str, interaction: float) -> None:
+    data, analysis = studies[1][name]
+    fit = smf.ols("y ~ C(residual, Sum) * C(norm, Sum)", data).fit()
+    anova = anova_lm(fit, typ=3)
+    m = cell_means(data)
+    expected = {  # level - reference, the reference being the baseline's level (residual true, layernorm)
+        "residual": ((m["false", "layernorm"] - m["true", "layernorm"]) + (m["false", "none"] - m["true", "none"])) / 2,
+        "norm": ((m["true", "none"] - m["true", "layernorm"]) + (m["false", "none"] - m["false", "layernorm"])) / 2,
+        "norm:residual": (m["false", "none"] - m["true", "none"]) - (m["false", "layernorm"] - m["true", "layernorm"]),
+    }
+    weights = {"residual": 1 / 3, "norm": 1 / 3, "norm:residual": 4 / 3}  # sum of w^2 / n over the 4 cells
+    p_anova = {"residual": anova.loc["C(residual, Sum)", "PR(>F)"], "norm": anova.loc["C(norm, Sum)", "PR(>F)"],
+               "norm:residual": anova.loc["C(residual, Sum):C(norm, Sum)", "PR(>F)"]}
+    effects = analysis.effects[analysis.effects["kind"] != "simple"].set_index("term")
+    assert list(effects.index) == ["norm", "residual", "norm:residual"]  # config order
+    half = stats.t.ppf(0.975, fit.df_resid) * np.sqrt(fit.scale * np.array([weights[t] for t in expected]))
+    np.testing.assert_allclose(effects.loc[list(expected), "estimate"], list(expected.values()), atol=1e-12)
+    np.testing.assert_allclose(effects.loc[list(expected), "ci_low"], np.array(list(expected.values())) - half,
+                               atol=1e-12)
+    np.testing.assert_allclose(effects.loc[list(expected), "p_value"], [p_anova[t] for t in expected], rtol=1e-6)
+    assert expected["norm:residual"] == pytest.approx(interaction, abs=0.02)
+    assert bool(effects.loc["norm:residual", "significant"]) == (interaction != 0)
+    assert bool(effects.loc["residual", "significant"])
+    assert "residual false - true (averaged over norm)" == effects.loc["residual", "contrast"]
+
+
+def test_family_is_adjusted_together_with_holm(studies) -> None:
+    """3 model terms + 4 one-factor comparisons (2 of them the summary rows) + 2 TOST = 9 tests, one Holm."""
+    data, analysis = studies[1]["planted"]
+    fit = smf.ols("y ~ C(residual, Sum) * C(norm, Sum)", data).fit()
+    anova = anova_lm(fit, typ=3)
+    model_p = [anova.loc[t, "PR(>F)"] for t in ("C(norm, Sum)", "C(residual, Sum)", "C(residual, Sum):C(norm, Sum)")]
+    y = {v: data.loc[data["variant"] == v, "y"].to_numpy() for v in CELLS}
+    pairs = [("nores_ln", "res_ln"), ("nores_none", "res_none"), ("res_none", "res_ln"), ("nores_none", "nores_ln")]
+    pair_p = [stats.ttest_ind(y[a], y[b], equal_var=False).pvalue for a, b in pairs]
+    tost_p = [ttost_ind(y[a], y["res_ln"], -0.02, 0.02, usevar="unequal")[0] for a in ("nores_ln", "res_none")]
+    adjusted = multipletests(model_p + pair_p + tost_p, method="holm")[1]
+    effects = analysis.effects
+    np.testing.assert_allclose(effects.loc[effects["kind"] != "simple", "p_adjusted"], adjusted[:3], rtol=1e-6)
+    simple = effects[effects["kind"] == "simple"].set_index(effects.loc[effects["kind"] == "simple", "pair"].map(tuple))
+    np.testing.assert_allclose(simple.loc[pairs, "p_adjusted"], adjusted[3:7], rtol=1e-6)
+    table = analysis.table.set_index("variant")
+    np.testing.assert_allclose(table.loc[["nores_ln", "res_none"], "p_adjusted"], [adjusted[3], adjusted[5]], rtol=1e-6)
+    assert analysis.family.total == 9 and analysis.family.method == "holm"
+    assert not table.loc["nores_none", "tested"] and table.loc["nores_none", "several"]  # two factors apart
+    assert analysis.headline.startswith("norm matters most for val/loss: norm none - layernorm changes it by +0.6")
+    assert "significant interaction: norm:residual" in analysis.headline
+
+
+def test_effects_csv_and_report_sections(studies, tmp_path: Path) -> None:
+    root, _ = studies
+    write_reports(root, tmp_path, ["planted"])
+    csv = pd.read_csv(tmp_path / "planted" / "effects.csv")
+    assert list(csv.columns) == EFFECT_COLUMNS
+    assert list(csv["term"][:3]) == ["norm", "residual", "norm:residual"]
+    assert csv["contrast"].str.contains("residual false - true at norm=none").any()
+    md = (tmp_path / "planted" / "report.md").read_text()
+    assert "## Effects" in md and "Design: 2 x 2 (norm, residual); 4 of 4 cells" in md
+    assert "9 tests (4 difference, 2 equivalence (TOST), 3 main-effect/interaction), adjusted together by Holm" in md
+    assert "| nores_none | 3/3 |" in md and "differs in several factors" in md
+    assert "(figure effects)" in md and (tmp_path / "planted" / "figures" / "effects.png").is_file()
+
+
+def test_incomplete_unbalanced_design_is_estimated_and_stated(tmp_path: Path) -> None:
+    """nores_none failed in every seed and res_none has 2 seeds: main effects from an additive model."""
+    data = residual_store(tmp_path, "holes", {"res_ln": 2.0, "nores_ln": 2.3, "res_none": 2.4, "nores_none": 9.9},
+                          failed=("nores_none",), seeds={"res_none": 2})
+    analysis = analyze(load_store(tmp_path), "holes")
+    fit = smf.ols("y ~ C(residual, Sum) + C(norm, Sum)", data).fit()
+    new = pd.DataFrame({"residual": ["false", "true", "true", "true"], "norm": ["layernorm", "layernorm", "none", "layernorm"]})
+    pred = fit.predict(new).to_numpy()
+    effects = analysis.effects[analysis.effects["kind"] == "main"].set_index("term")
+    assert list(effects.index) == ["norm", "residual"]  # no interaction: the design cannot separate it
+    np.testing.assert_allclose(effects["estimate"], [pred[2] - pred[3], pred[0] - pred[1]], atol=1e-12)
+    np.testing.assert_allclose(effects.loc["residual", "p_value"], fit.pvalues["C(residual, Sum)[S.false]"], rtol=1e-6)
+    np.testing.assert_allclose(effects.loc["norm", "p_value"], fit.pvalues["C(norm, Sum)[S.layernorm]"], rtol=1e-6)
+    notes = " ".join(analysis.design_notes)
+    assert "3 of 4 cells have finished runs (no finished run: nores_none)" in notes
+    assert "unbalanced, seeds per cell 2-3 (res_none 2)" in notes
+    assert "Interactions not estimated (not every cell was run); the main effects assume there are none" in notes
+    assert "main effects only" in notes
+    assert analysis.table.set_index("variant").loc["nores_none", "n_failed"] == 3
+
+
+def test_keys_that_always_change_together_are_one_factor() -> None:
+    config = pd.DataFrame({"norm_placement": ["pre", "post", "pre", "post"], "warmup_steps": [100, 1000, 100, 1000],
+                           "lr": [1e-3, 1e-3, 1e-2, 1e-2]}, index=["pre-1", "post-1", "pre-2", "post-2"])
+    factors = factors_of(config, "post-2")
+    assert factors.names == ["norm_placement+warmup_steps", "lr"]
+    assert factors.levels == {"norm_placement+warmup_steps": ["post 1000", "pre 100"], "lr": ["0.01", "0.001"]}
+    assert factors.crossed() and factors.one_apart("pre-1", "post-1") and not factors.one_apart("pre-1", "post-2")
+    assert not math.isnan(len(factors.cells))
