@@ -51,7 +51,7 @@ class ModelConfig:
     init: str = _axis("init")
     vocab_size: int | None = None  # comes from the data
     # plugin components' own keys (gptlab.register(..., options=...)): saved as model leaves
-    options: Mapping[str, Any] = field(default_factory=dict, metadata={"internal": True})
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False, metadata={"internal": True})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "plugins", _plugins.names_of(self.plugins))

@@ -79,3 +79,40 @@ def test_config_file_errors_name_file_and_line(tmp_path):
 def test_run_name_is_derived_from_overrides():
     assert run_name({"n_layer": 2, "lr": 1e-3}) == "n_layer=2-lr=0.001"
     assert run_name({}) == "defaults"
+
+
+def test_a_config_saved_before_the_block_init_and_plugins_keys_loads_with_their_defaults():
+    saved = RunConfig().to_dict()
+    for key in ("block", "init", "plugins"):
+        del saved["model"][key]
+    cfg = config_from_dict(saved)
+    assert (cfg.model.block, cfg.model.init, cfg.model.plugins) == ("sequential", "nanogpt", ())
+    assert cfg == RunConfig()
+
+
+@pytest.mark.parametrize("value", ["[]", "", None, []])
+def test_an_empty_plugins_value_means_none(value):
+    assert build_config({"plugins": value}).model.plugins == ()
+
+
+def test_plugins_accept_the_forms_overrides_and_wandb_send():
+    assert build_config({"plugins": "[json, 'textwrap']"}).model.plugins == ("json", "textwrap")
+    assert build_config({"plugins": "json,textwrap"}).model.plugins == ("json", "textwrap")
+    assert parse_overrides(["--plugins=['json']"]) == {"plugins": "['json']"}
+    cfg = build_config(flatten_overrides(parse_overrides(["--plugins=['json']"])))
+    assert cfg.model.plugins == ("json",) and cfg.to_dict()["model"]["plugins"] == ["json"]
+    with pytest.raises(ConfigError, match="plugins: expected a list of module names"):
+        build_config({"plugins": 3})
+
+
+def test_switch_axes_stay_booleans_and_parse_like_them():
+    assert build_config({"residual": "false", "tie_weights": "True"}).model.residual is False
+    with pytest.raises(ConfigError, match="residual: expected a boolean"):
+        build_config({"residual": 1})
+
+
+def test_configs_stay_hashable_and_frozen():
+    cfg = build_config({"block": "parallel"})
+    assert hash(cfg.model) == hash(build_config({"block": "parallel"}).model)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.block = "sequential"

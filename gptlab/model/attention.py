@@ -63,6 +63,11 @@ def attention_entropy(att: Tensor) -> Tensor:
 
 
 class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention (Vaswani et al. 2017, eq. 1 and sec. 3.2.2), as GPT-2:
+        head_h = softmax(scale * q_h k_h^T + bias_h + causal mask) v_h,  out = proj(concat_h head_h)
+    q, k, v from one (C, 3C) projection; `scale` from the attn_scale axis, rope's rotation of q and k
+    and alibi's `bias` from the pos_encoding axis."""
+
     def __init__(self, cfg: ModelConfig, backend: str = "auto") -> None:
         super().__init__()
         self.n_head = cfg.n_head
