@@ -19,7 +19,7 @@ from typing import Any
 
 # (metric glob, summary) defined at init, all against the training step; None keeps W&B's default (last)
 METRICS = (("train/*", None), ("val/*", None), ("val/loss", "min"), ("best_val_loss", None), ("lr", None),
-           ("tokens_per_s", None))
+           ("tokens_per_s", None), ("diag/*", None))
 STEP_METRIC = "step"
 
 
