@@ -102,8 +102,8 @@ class ModelConfig:
         try:
             return self.options[key]
         except KeyError:
-            raise ConfigError("not an option of any plugin this config loads", key=key,
-                              fix=closest(key, self.options) if self.options else "declare it in gptlab.register") from None
+            fix = closest(key, self.options) if self.options else "declare it in gptlab.register"
+            raise ConfigError("not an option of any plugin this config loads", key=key, fix=fix) from None
 
     def values(self) -> dict[str, Any]:
         """The flat model section as saved: fields (plugins as a list) then plugin options."""
