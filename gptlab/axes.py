@@ -98,11 +98,10 @@ class Axis:
     def get(self, value: Any) -> Any:
         """The implementation of a value (a component class or factory taking the ModelConfig)."""
         self.choice(value)  # unknown names fail with "did you mean"
-        self._load_builtins()
         return self._impl.get(self.spell(value))
 
     def implementations(self) -> list[str]:
-        self._load_builtins()
+        """Values with a registered implementation (the built-ins once gptlab.model is imported)."""
         return self._impl.names()
 
     def add(self, choice: Choice, implementation: Any) -> None:
@@ -116,10 +115,6 @@ class Axis:
                             key=self.name, fix="give the component another name")
         self._choices[choice.name] = choice
         self._impl.register(choice.name)(implementation)
-
-    @staticmethod
-    def _load_builtins() -> None:
-        import gptlab.model  # noqa: F401 - registers the built-in components on import
 
 
 # ---- the declarations ---------------------------------------------------------------------------
