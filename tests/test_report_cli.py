@@ -96,7 +96,7 @@ def test_report_reads_wandb_offline_runs(tmp_path: Path) -> None:
 
 
 def test_wandb_project_must_be_entity_slash_project(store: Path) -> None:
-    result = invoke("--runs", str(store / "runs"), "--wandb", "just-a-project", "--out", str(store / "r"))
+    result = invoke("--runs", str(store / "runs"), "--wandb-project", "just-a-project", "--out", str(store / "r"))
     assert result.exit_code == 2 and "ENTITY/PROJECT" in result.output and "Traceback" not in result.output
     assert not (store / "r").exists()
 
@@ -104,5 +104,5 @@ def test_wandb_project_must_be_entity_slash_project(store: Path) -> None:
 def test_help_lists_options() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
-    for option in ("--runs", "--out", "--wandb", "--wandb-dir", "--log-x"):
+    for option in ("--runs", "--out", "--wandb-project", "--wandb-dir", "--log-x"):
         assert option in result.output
