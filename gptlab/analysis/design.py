@@ -33,16 +33,24 @@ def design_of(store: Store, spec: dict[str, Any] | None) -> Design:
     config_cols = [k for k in store.config_keys if k in runs]
     varying, shared = [], {s: {} for s in SECTIONS}
     for key in config_cols:
-        text = runs[key].map(repr)
+        known = runs[key].notna()  # a run that failed before writing its config knows no values
+        text = runs.loc[known, key].map(repr)
         if text.nunique() == 1:
-            shared[store.config_keys[key]][key] = runs[key].iloc[0]
-        elif key not in _IGNORED and text.groupby(runs["label"]).nunique().max() == 1:
+            shared[store.config_keys[key]][key] = runs.loc[known, key].iloc[0]
+        elif key not in _IGNORED and text.groupby(runs.loc[known, "label"]).nunique().max() == 1:
             varying.append(key)
     grid_keys = _grid_keys(runs, spec, varying)
     labels = _order(runs, spec, grid_keys)
-    first = runs.drop_duplicates("label").set_index("label")
+    first = _first_known(runs, varying)
     label_config = first.loc[labels, varying] if varying else pd.DataFrame(index=labels)
     return Design(labels, grid_keys, varying, {s: v for s, v in shared.items() if v}, label_config)
+
+
+def _first_known(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per label: the first run that has a config (else the first run)."""
+    known = runs[keys].notna().all(axis=1) if keys else pd.Series(True, index=runs.index)
+    ordered = pd.concat([runs[known], runs[~known]])
+    return ordered.drop_duplicates("label").set_index("label")
 
 
 def _grid_keys(runs: pd.DataFrame, spec: dict[str, Any] | None, varying: list[str]) -> list[str]:

@@ -247,8 +247,8 @@ def diag_findings(ctx: FigureContext) -> list[str]:
             blocks = _groups(hist)["blocks"]
             for label in ctx.design.labels:
                 prof = _layer_profile(hist, label, step)
-                if label == base or not prof or not ref or not (ref[0] > 0):
-                    continue
+                if label == base or not prof or not ref or not (ref[0] > 0) or not math.isfinite(prof[0]):
+                    continue  # the baseline itself, or a label without gradient records at this step
                 n_blocks = sum(hist.loc[hist["label"] == label, c].notna().any() for c in blocks)
                 if prof[0] == 0:
                     head = f"no gradient reaches the embedding in {label} (exactly 0 in float32)"
