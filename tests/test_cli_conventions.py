@@ -119,3 +119,13 @@ def test_progress_bar_on_a_terminal_plain_lines_elsewhere() -> None:
     shown = tty.getvalue()
     assert "10/10" in shown and "━" in shown and "\x1b[" in shown  # rich's bar, drawn in place
     assert "r step 10/10 | loss 2.5000 | val 2.6000" in shown
+
+
+def test_help_and_completion_do_not_import_torch() -> None:
+    """Shell completion runs the program on every TAB: the CLI's import stays light."""
+    import subprocess
+    import sys
+
+    code = "import sys; from gptlab.cli.app import app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

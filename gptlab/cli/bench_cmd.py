@@ -5,7 +5,6 @@ import platform
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
 from gptlab.cli.common import split_config_and_overrides
@@ -68,6 +67,8 @@ def bench(ctx: typer.Context,
 
 
 def _machine() -> dict:
+    import torch
+
     info = {"platform": platform.platform(), "python": platform.python_version(), "torch": str(torch.__version__),
             "cpu_threads": torch.get_num_threads()}
     if torch.cuda.is_available():

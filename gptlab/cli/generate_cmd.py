@@ -4,13 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
 from gptlab.errors import UserError
-from gptlab.sample import generate as sample
-from gptlab.train.device import pick_device
-from gptlab.train.loading import load_run
 
 
 def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<experiment>/<run>).")],
@@ -23,6 +19,12 @@ def generate(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs
              device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N, mps.")] = "auto",
              ) -> None:
     """Sample text from a trained run; deterministic for a fixed seed."""
+    import torch
+
+    from gptlab.sample import generate as sample
+    from gptlab.train.device import pick_device
+    from gptlab.train.loading import load_run
+
     if max_new_tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1) or \
             (top_p is not None and not 0 < top_p <= 1):
         raise UserError("invalid sampling options", fix="max-new-tokens >= 0, temperature >= 0, top-k >= 1, "

@@ -13,10 +13,8 @@ from gptlab.cli.common import PrintConfigOpt, RunsOpt, WandbOpt, echo_config, sp
 from gptlab.errors import UserError
 from gptlab.overrides import parse_overrides, resolve, run_name
 from gptlab.sweep.agent import agent_identity
-from gptlab.train import RunMeta, run_training
 from gptlab.store import RunLocked
 from gptlab.store.layout import LOCKED
-from gptlab.train.tracking import in_sweep_agent
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ANN001
@@ -37,6 +35,9 @@ def train(ctx: typer.Context,
                                                      "--fresh applies only if it is unchanged.")] = None,
           ) -> None:
     """Train one model. CONFIG.yaml (flat or sectioned) and key=value / --key=value overrides."""
+    from gptlab.train import RunMeta, run_training  # torch: only when a run starts (help and completion stay fast)
+    from gptlab.train.tracking import in_sweep_agent
+
     config_file, rest = split_config_and_overrides(list(ctx.args))
     overrides = parse_overrides(rest)
     if wandb is not None:
