@@ -1,11 +1,17 @@
 """Timing the real training step (gptlab.train.step.TrainStep) for a config, and a plain eager loop.
 
-Warm-up steps (compilation, allocator, caches) are excluded; each timed step ends with a device sync
-so step times are wall times of finished work.
+Warm-up steps (compilation, allocator, caches) are excluded from the step times and reported apart;
+each timed step ends with a device sync so step times are wall times of finished work. Steps run as in
+training, diagnostics on log steps included. `in_fresh_process` times one row in a new Python process,
+so one row's compiled graphs, caches and allocator state never carry into the next.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -30,6 +36,9 @@ class Timing:
     mfu: float | None
     peak_mem_mb: float | None
     final_loss: float
+    cpu_ms: float | None = None      # median process CPU time per step (steadier than wall on a shared box)
+    warmup_s: float | None = None    # wall time of the warm-up steps (compilation included)
+    compiled_graphs: int | None = None  # graphs torch.compile built (compile on only)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -40,13 +49,27 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timing(label: str, times: list[float], tokens_per_step: int, model, runtime: Runtime, loss: float) -> Timing:
+def _timing(label: str, times: list[float], tokens_per_step: int, model, runtime: Runtime, loss: float,
+            cpu_times: list[float], warmup_s: float) -> Timing:
     median = statistics.median(times)
     peak = peak_flops(runtime.device, runtime.dtype)
     fpt = flops_per_token(model, model.config.block_size)
     mfu = fpt * tokens_per_step / median / peak if peak else None
+    graphs = None
+    if runtime.compile:
+        from torch._dynamo.utils import counters
+
+        graphs = int(counters["stats"]["unique_graphs"])
     return Timing(label, median * 1e3, min(times) * 1e3, max(times) * 1e3, tokens_per_step / median,
-                  mfu, peak_memory_mb(runtime.device), loss)
+                  mfu, peak_memory_mb(runtime.device), loss, statistics.median(cpu_times) * 1e3, warmup_s, graphs)
+
+
+def in_fresh_process(kind: str, cfg: RunConfig, label: str, steps: int, warmup: int) -> Timing:
+    """`time_train_step` (kind "train_step") or `time_eager_loop` ("eager_loop") in a new Python process."""
+    request = {"kind": kind, "config": cfg.to_dict(), "label": label, "steps": steps, "warmup": warmup}
+    out = subprocess.run([sys.executable, "-m", "gptlab.bench.row"], input=json.dumps(request), text=True,
+                         stdout=subprocess.PIPE, check=True)
+    return Timing(**json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def time_train_step(cfg: RunConfig, label: str, steps: int = 50, warmup: int = 10) -> Timing:
@@ -59,16 +82,19 @@ def time_train_step(cfg: RunConfig, label: str, steps: int = 50, warmup: int = 1
         torch.cuda.reset_peak_memory_stats(runtime.device)
     model = build_model(cfg.model).to(runtime.device)
     step = TrainStep(cfg, model, runtime, data.train.to(runtime.device))
-    times = []
+    times, cpu_times, began = [], [], time.perf_counter()
     for i in range(warmup + steps):
+        if i == warmup:
+            warmup_s = time.perf_counter() - began
         _sync(runtime.device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss = step(cfg.train.lr, measure=step.diag.active(i + 1))  # diagnostics on log steps, as in training
         _sync(runtime.device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     tokens = cfg.train.batch_size * cfg.model.block_size * cfg.train.grad_accum
-    return _timing(label, times, tokens, model, runtime, loss.item())
+    return _timing(label, times, tokens, model, runtime, loss.item(), cpu_times, warmup_s)
 
 
 def time_eager_loop(cfg: RunConfig, steps: int = 50, warmup: int = 10) -> Timing:
@@ -82,10 +108,12 @@ def time_eager_loop(cfg: RunConfig, steps: int = 50, warmup: int = 10) -> Timing
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
     train = data.train.to(runtime.device)
     T = cfg.model.block_size
-    times = []
+    times, cpu_times, began = [], [], time.perf_counter()
     for i in range(warmup + steps):
+        if i == warmup:
+            warmup_s = time.perf_counter() - began
         _sync(runtime.device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         ix = torch.randint(len(train) - T, (t.batch_size,))
         x = torch.stack([train[j:j + T] for j in ix])
         y = torch.stack([train[j + 1:j + 1 + T] for j in ix])
@@ -98,4 +126,6 @@ def time_eager_loop(cfg: RunConfig, steps: int = 50, warmup: int = 10) -> Timing
         _sync(runtime.device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    return _timing("plain eager loop", times, t.batch_size * T, model, runtime, loss.item())
+            cpu_times.append(time.process_time() - cpu_start)
+    runtime = dataclasses.replace(runtime, compile=False)  # this loop never compiles
+    return _timing("plain eager loop", times, t.batch_size * T, model, runtime, loss.item(), cpu_times, warmup_s)

@@ -27,22 +27,23 @@ def bench(ctx: typer.Context,
           ) -> None:
     """Benchmark the training step of a config (default: the baby GPT) on this machine."""
     from gptlab.bench.features import feature_variants
-    from gptlab.bench.measure import time_eager_loop, time_train_step
+    from gptlab.bench.measure import in_fresh_process
 
     if steps < 1 or warmup < 0:
         raise UserError("--steps must be >= 1 and --warmup >= 0", fix="e.g. --steps 50 --warmup 10")
     config_file, rest = split_config_and_overrides(list(ctx.args))
     cfg, flat = resolve(config_file, parse_overrides(rest))
-    timings = [time_train_step(cfg, "gptlab (all features as configured)", steps, warmup)]
+    # every row in a new process: one row's compiled graphs and caches never carry into the next
+    timings = [in_fresh_process("train_step", cfg, "gptlab (all features as configured)", steps, warmup)]
     skipped = []
     if features:
         for name, off_cfg in feature_variants(cfg):
             if off_cfg is None:
                 skipped.append(name)
             else:
-                timings.append(time_train_step(off_cfg, f"{name} off", steps, warmup))
+                timings.append(in_fresh_process("train_step", off_cfg, f"{name} off", steps, warmup))
     if eager:
-        timings.append(time_eager_loop(cfg, steps, warmup))
+        timings.append(in_fresh_process("eager_loop", cfg, "plain eager loop", steps, warmup))
     report = {"machine": _machine(), "config": flat, "steps": steps, "warmup": warmup,
               "results": [t.as_dict() for t in timings], "features_off_on_this_device": skipped}
     _print_table(timings)
@@ -77,11 +78,13 @@ def _machine() -> dict:
 
 
 def _print_table(timings) -> None:  # noqa: ANN001
-    head = f"{'measurement':<40} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'tok/s':>10} {'MFU':>6} {'peak MB':>8}"
+    head = (f"{'measurement':<40} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'CPU ms':>7} {'tok/s':>10} "
+            f"{'MFU':>6} {'peak MB':>8} {'warm-up s':>9} {'graphs':>6}")
     print(head)
     print("-" * len(head))
     for t in timings:
         mfu = f"{100 * t.mfu:.1f}%" if t.mfu is not None else "-"
         mem = f"{t.peak_mem_mb:.0f}" if t.peak_mem_mb is not None else "-"
-        print(f"{t.label:<40} {t.median_ms:>10.2f} {t.min_ms:>8.2f} {t.max_ms:>8.2f} {t.tokens_per_s:>10.0f} "
-              f"{mfu:>6} {mem:>8}")
+        graphs = "-" if t.compiled_graphs is None else str(t.compiled_graphs)
+        print(f"{t.label:<40} {t.median_ms:>10.2f} {t.min_ms:>8.2f} {t.max_ms:>8.2f} {t.cpu_ms:>7.2f} "
+              f"{t.tokens_per_s:>10.0f} {mfu:>6} {mem:>8} {t.warmup_s:>9.1f} {graphs:>6}")
