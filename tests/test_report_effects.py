@@ -84,7 +84,7 @@ def test_main_effects_and_interaction_match_statsmodels_anova(studies, name: str
 
 
 def test_family_is_adjusted_together_with_holm(studies) -> None:
-    """3 model terms + 4 one-factor comparisons (2 of them the summary rows) + 2 TOST = 9 tests, one Holm."""
+    """3 model terms + 4 one-factor comparisons (2 of them the summary rows) + their 4 TOST = 11 tests, one Holm."""
     data, analysis = studies[1]["planted"]
     fit = smf.ols("y ~ C(residual, Sum) * C(norm, Sum)", data).fit()
     anova = anova_lm(fit, typ=3)
@@ -92,7 +92,7 @@ def test_family_is_adjusted_together_with_holm(studies) -> None:
     y = {v: data.loc[data["variant"] == v, "y"].to_numpy() for v in CELLS}
     pairs = [("nores_ln", "res_ln"), ("nores_none", "res_none"), ("res_none", "res_ln"), ("nores_none", "nores_ln")]
     pair_p = [stats.ttest_ind(y[a], y[b], equal_var=False).pvalue for a, b in pairs]
-    tost_p = [ttost_ind(y[a], y["res_ln"], -0.02, 0.02, usevar="unequal")[0] for a in ("nores_ln", "res_none")]
+    tost_p = [ttost_ind(y[a], y[b], -0.02, 0.02, usevar="unequal")[0] for a, b in pairs]
     adjusted = multipletests(model_p + pair_p + tost_p, method="holm")[1]
     effects = analysis.effects
     np.testing.assert_allclose(effects.loc[effects["kind"] != "simple", "p_adjusted"], adjusted[:3], rtol=1e-6)
@@ -100,7 +100,9 @@ def test_family_is_adjusted_together_with_holm(studies) -> None:
     np.testing.assert_allclose(simple.loc[pairs, "p_adjusted"], adjusted[3:7], rtol=1e-6)
     table = analysis.table.set_index("variant")
     np.testing.assert_allclose(table.loc[["nores_ln", "res_none"], "p_adjusted"], [adjusted[3], adjusted[5]], rtol=1e-6)
-    assert analysis.family.total == 9 and analysis.family.method == "holm"
+    assert analysis.family.total == 11 and analysis.family.method == "holm"
+    equivalent = multipletests(model_p + pair_p + tost_p, method="holm")[1][7:] < 0.05
+    assert list(simple.loc[pairs, "equivalent"]) == list(equivalent)
     assert not table.loc["nores_none", "tested"] and table.loc["nores_none", "several"]  # two factors apart
     assert analysis.headline.startswith("norm matters most for val/loss: norm none - layernorm changes it by +0.6")
     assert "significant interaction: norm:residual" in analysis.headline
@@ -115,7 +117,7 @@ def test_effects_csv_and_report_sections(studies, tmp_path: Path) -> None:
     assert csv["contrast"].str.contains("residual false - true at norm=none").any()
     md = (tmp_path / "planted" / "report.md").read_text()
     assert "## Effects" in md and "Design: 2 x 2 (norm, residual); 4 of 4 cells" in md
-    assert "9 tests (4 difference, 2 equivalence (TOST), 3 main-effect/interaction), adjusted together by Holm" in md
+    assert "11 tests (4 difference, 4 equivalence (TOST), 3 main-effect/interaction), adjusted together by Holm" in md
     assert "| nores_none | 3/3 |" in md and "differs in several factors" in md
     assert "(figure effects)" in md and (tmp_path / "planted" / "figures" / "effects.png").is_file()
 

@@ -124,16 +124,10 @@ def compute_findings(runs: pd.DataFrame, labels: list[str], metric: str, varying
 
 
 def matched_rows(pairs: list[tuple[str, str]], params: dict[str, float], samples: dict[str, Any],
-                 already: set[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Welch comparisons of matched-parameter pairs not already tested, as effects rows."""
-    from gptlab.analysis.stats import welch
+                 already: set[tuple[str, str]], margin: float) -> list[dict[str, Any]]:
+    """Comparisons of matched-parameter pairs not already tested, as effects rows."""
+    from gptlab.analysis.effects import pair_row
 
-    rows = []
-    for a, b in pairs:
-        if (a, b) in already or (b, a) in already:
-            continue
-        diff, lo, hi, p = welch(samples.get(a, np.array([])), samples.get(b, np.array([])))
-        rows.append({"term": "matched parameters", "kind": "matched", "order": 1, "pair": (a, b),
-                     "contrast": f"{a} - {b} at matched parameters ({count(params[a])} vs {count(params[b])})",
-                     "estimate": diff, "ci_low": lo, "ci_high": hi, "p_value": p})
-    return rows
+    return [pair_row("matched parameters", f"{a} - {b} at matched parameters ({count(params[a])} vs "
+                     f"{count(params[b])})", "matched", (a, b), samples, margin)
+            for a, b in pairs if (a, b) not in already and (b, a) not in already]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gptlab.analysis.stats import welch
+from gptlab.analysis.stats import pair_stats
 
 EFFECT_COLUMNS = ["term", "contrast", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted", "significant"]
 
@@ -98,7 +98,7 @@ def factors_of(label_config: pd.DataFrame, baseline: str | None) -> Factors:
 
 # ---- simple effects -----------------------------------------------------------------------------
 
-def simple_effects(factors: Factors, samples: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+def simple_effects(factors: Factors, samples: dict[str, np.ndarray], margin: float) -> list[dict[str, Any]]:
     """Every non-reference cell against the cell that differs from it only by being at the reference."""
     by_cell = {cell: lab for lab, cell in factors.cells.items()}
     rows = []
@@ -110,12 +110,18 @@ def simple_effects(factors: Factors, samples: dict[str, np.ndarray]) -> list[dic
             base = by_cell.get(cell[:i] + (ref,) + cell[i + 1:])
             if base is None or not len(samples.get(lab, ())) or not len(samples.get(base, ())):
                 continue  # a cell nobody ran, or one without finished runs: nothing to compare
-            diff, lo, hi, p = welch(samples.get(lab, np.array([])), samples.get(base, np.array([])))
             others = factors.where(lab, skip=(f,))
-            rows.append({"term": f, "contrast": f"{f} {cell[i]} - {ref}" + (f" at {others}" if others else ""),
-                         "estimate": diff, "ci_low": lo, "ci_high": hi, "p_value": p, "kind": "simple",
-                         "pair": (lab, base), "order": 1})
+            rows.append(pair_row(f, f"{f} {cell[i]} - {ref}" + (f" at {others}" if others else ""), "simple",
+                                 (lab, base), samples, margin))
     return rows
+
+
+def pair_row(term: str, contrast: str, kind: str, pair: tuple[str, str], samples: dict[str, np.ndarray],
+             margin: float) -> dict[str, Any]:
+    """An effects row comparing two cells, with the same statistics as a summary.csv comparison."""
+    stats = pair_stats(samples.get(pair[0], np.array([])), samples.get(pair[1], np.array([])), margin)
+    return {"term": term, "contrast": contrast, "kind": kind, "pair": pair, "order": 1, **stats,
+            "estimate": stats["diff"], "ci_low": stats["diff_ci_low"], "ci_high": stats["diff_ci_high"]}
 
 
 # ---- the factorial model ------------------------------------------------------------------------

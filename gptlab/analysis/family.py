@@ -16,6 +16,9 @@ import pandas as pd
 from gptlab.analysis.inference import ALPHA, CORRECTION_NAMES, adjust
 
 
+PAIR_KINDS = ("simple", "matched")  # effects rows that compare two cells (as summary rows do)
+
+
 @dataclass(frozen=True)
 class Family:
     method: str
@@ -48,6 +51,8 @@ def adjust_family(table: pd.DataFrame, effects: pd.DataFrame, method: str) -> Fa
             keys[("tost", row["variant"], row["baseline"])] = row["p_tost"]
     for i, row in effects.iterrows():
         keys[_key(i, row)] = row["p_value"]
+        if row["kind"] in PAIR_KINDS:
+            keys[("tost", *row["pair"])] = row["p_tost"]
     tested = {k: p for k, p in keys.items() if isinstance(p, float) and math.isfinite(p)}
     adjusted = dict(zip(tested, adjust(tested.values(), method)))
     get = lambda key: adjusted.get(key, math.nan)  # noqa: E731
@@ -61,13 +66,15 @@ def adjust_family(table: pd.DataFrame, effects: pd.DataFrame, method: str) -> Fa
         e_adj = [get(_key(i, r)) for i, r in effects.iterrows()]
         effects["p_adjusted"] = e_adj
         effects["significant"] = [_decide(p, True) for p in e_adj]
+        effects["equivalent"] = [_decide(get(("tost", *r["pair"])), True) if r["kind"] in PAIR_KINDS else None
+                                 for _, r in effects.iterrows()]
     kinds = [k[0] for k in tested]
     return Family(method, kinds.count("pair"), kinds.count("tost"), kinds.count("model"))
 
 
 def _key(i: int, row: pd.Series) -> tuple:
     """Two-cell comparisons are keyed by their cells (shared with summary rows); model rows by position."""
-    return ("pair", *row["pair"]) if row["kind"] in ("simple", "matched") else ("model", i)
+    return ("pair", *row["pair"]) if row["kind"] in PAIR_KINDS else ("model", i)
 
 
 def _decide(p: float, tested: bool) -> bool | None:

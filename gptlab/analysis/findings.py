@@ -149,6 +149,10 @@ def effect_sentence(row: Any, compare: Criterion) -> str:
     kind = {"main": "Main effect", "interaction": "Interaction", "simple": "Effect",
             "matched": "Comparison"}[row["kind"]]
     head = f"{kind} {row['contrast']}: {'+' if est > 0 else ''}{fmt(est, places)} {compare.metric}"
+    if row["kind"] in ("simple", "matched"):  # two cells: the same verdicts as a summary comparison
+        detail = "" if not math.isfinite(lo) else \
+            f" (95% CI {fmt(lo, places)} to {fmt(hi, places)}, {fmt_padj(row['p_adjusted'])})"
+        return f"{head}{detail}: {verdict(row, compare, str(row['pair'][0]))} (figure {FIG_EFFECTS})."
     if not math.isfinite(lo):
         return f"{head}: no uncertainty can be given (figure {FIG_EFFECTS})."
     detail = f"(95% CI {fmt(lo, places)} to {fmt(hi, places)}, {fmt_padj(row['p_adjusted'])})"

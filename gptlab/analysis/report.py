@@ -81,12 +81,12 @@ def analyze(store: Store, experiment: str) -> Analysis:
     samples = label_samples(sub.runs, values, design.labels)
     if factors is not None:
         model = fit_effects(factors, sub.runs, values)
-        rows = model.rows + simple_effects(factors, samples)
+        rows = model.rows + simple_effects(factors, samples, margin)
         notes = describe_design(factors, sub.runs, design.labels, model, compare.metric)
     params = label_params(sub.runs, design.labels)
     tested = {(r["variant"], r["baseline"]) for _, r in table.iterrows() if r["tested"]}
     tested |= {tuple(r["pair"]) for r in rows if r.get("pair")}
-    rows += matched_rows(matched_pairs(params, design.varying), params, samples, tested)
+    rows += matched_rows(matched_pairs(params, design.varying), params, samples, tested, margin)
     effects = effects_frame(rows)
     family = adjust_family(table, effects, compare.correction)
     return Analysis(experiment, sub, spec, compare, design, table, note, factors, effects, notes, family)

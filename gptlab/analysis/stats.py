@@ -194,15 +194,19 @@ def summary_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compa
         if base is not None and base != label and comparable is not None and not comparable(label, base):
             row["several"] = True
         elif base is not None and base != label and len(a) and len(b):
-            diff, lo, hi, p = welch(a, b)
-            margin = compare.margin_for(float(np.mean(b)) if len(b) else math.nan)
-            row.update(diff=diff, diff_ci_low=lo, diff_ci_high=hi, p_value=p, p_tost=tost(a, b, margin),
-                       mde=mde(a, b), seeds_needed=seeds_needed(diff, pooled_std(a, b), margin),
-                       margin=margin, tested=True,
-                       exact=bool(len(a) > 1 and len(b) > 1 and math.isnan(p)))
+            row.update(pair_stats(a, b, compare.margin_for(float(np.mean(b)))), tested=True)
         extra.append(row)
     table = pd.concat([groups.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
     return table, note
+
+
+def pair_stats(a: np.ndarray, b: np.ndarray, margin: float) -> dict[str, Any]:
+    """Everything one two-sample comparison reports: Welch difference, CI and p; TOST p at the margin;
+    the detectable difference; seeds needed; and whether seeds that agree exactly left no uncertainty."""
+    diff, lo, hi, p = welch(a, b)
+    return {"diff": diff, "diff_ci_low": lo, "diff_ci_high": hi, "p_value": p, "p_tost": tost(a, b, margin),
+            "mde": mde(a, b), "seeds_needed": seeds_needed(diff, pooled_std(a, b), margin), "margin": margin,
+            "exact": bool(len(a) > 1 and len(b) > 1 and math.isnan(p))}
 
 
 def label_samples(runs: pd.DataFrame, values: pd.Series, order: list[str]) -> dict[str, np.ndarray]:
