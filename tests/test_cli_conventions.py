@@ -129,3 +129,18 @@ def test_help_and_completion_do_not_import_torch() -> None:
     code = "import sys; from gptlab.cli.app import app; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_shell_completion_offers_the_store_s_experiments(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for name in ("alpha", "beta", "other"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+    env = {**os.environ, "_GPTLAB_COMPLETE": "complete_bash", "COMP_WORDS": "gptlab sync ", "COMP_CWORD": "2"}
+    exe = str(Path(sys.executable).parent / "gptlab")
+    out = subprocess.run([exe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["alpha", "beta", "other"]
+    env.update(COMP_WORDS="gptlab report a")
+    out = subprocess.run([exe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["alpha"]

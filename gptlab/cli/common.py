@@ -86,3 +86,11 @@ def echo_config(config: Any, where: str | Path) -> None:
     """`--print-config`: one run's resolved config as YAML, headed by the run directory it would write."""
     typer.echo(f"# {where}")
     typer.echo(yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False).rstrip())
+
+
+def complete_experiments(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion for EXPERIMENT arguments: the experiments in the run store (--runs, else runs/)."""
+    root = Path(ctx.params.get("runs") or "runs")
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(incomplete))

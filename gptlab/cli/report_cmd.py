@@ -10,10 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from gptlab.cli.common import complete_experiments
+
 
 def report(
     experiments: Annotated[Optional[list[str]], typer.Argument(
-        help="Experiments to report (default: every experiment in the store).", show_default=False)] = None,
+        help="Experiments to report (default: every experiment in the store).", show_default=False,
+        autocompletion=complete_experiments)] = None,
     runs: Annotated[Path, typer.Option("--runs", help="Run store root.")] = Path("runs"),
     out: Annotated[Path, typer.Option("--out", help="Where reports/<experiment>/ and the index go.")] = Path("reports"),
     wandb_project: Annotated[Optional[str], typer.Option(

@@ -6,11 +6,12 @@ from typing import Annotated
 
 import typer
 
-from gptlab.cli.common import RunsOpt
+from gptlab.cli.common import RunsOpt, complete_experiments
 
 
 def sync(experiments: Annotated[list[str] | None, typer.Argument(
-             help="Experiments to sync (default: every experiment in the store).", show_default=False)] = None,
+             help="Experiments to sync (default: every experiment in the store).", show_default=False,
+             autocompletion=complete_experiments)] = None,
          runs: RunsOpt = Path("runs"),
          dry_run: Annotated[bool, typer.Option("--dry-run", help="List the offline run folders; upload nothing.")]
          = False,
