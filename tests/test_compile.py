@@ -68,3 +68,16 @@ def test_compiled_run_with_diagnostics_never_recompiles(tmp_path, recompiles):
     assert any("diag/grad_norm" in r for r in rows) and sum("val/loss" in r for r in rows) == 3
     assert recompiles.messages == []
     assert counters["stats"]["unique_graphs"] <= 2  # the train graph and the eval graph, no graph breaks
+
+
+@pytest.mark.slow
+def test_bench_rows_compile_in_fresh_processes():
+    """Each `gptlab bench` row starts from nothing: a second compiled row builds its one graph anew
+    instead of finding the first row's (in one process the counter would read 2 for the second row)."""
+    from gptlab.bench.measure import in_fresh_process
+
+    cfg = build_config({**TINY, "compile": True, "device": "cpu", "log_interval": 2})
+    rows = [in_fresh_process("train_step", cfg.replace(**change), "row", 3, 2)
+            for change in ({}, {"diagnostics": "off"})]
+    assert [r.compiled_graphs for r in rows] == [1, 1]
+    assert all(r.median_ms > 0 and r.cpu_ms > 0 and r.warmup_s > 0 for r in rows)
