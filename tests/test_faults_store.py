@@ -129,6 +129,10 @@ def test_a_dead_process_is_recorded_with_its_signal_step_and_a_hint(tmp_path):
     store.write_summary({"status": "running"})
     result = settle(store, -signal.SIGTERM)
     assert result["status"] == Status.interrupted and "SIGTERM" in result["error"] and "preempted" in result["error"]
+    # a process that exited 0 without training (no start line with its pid): the run ended elsewhere
+    store.write_summary({"status": "finished", "steps": 30})
+    store.log_path.write_text("== fresh at step 0 (pid 111)\n")
+    assert settle(store, 0, pid=222)["elsewhere"] and not settle(store, 0, pid=111).get("elsewhere")
     # a run another process owns now is never overwritten
     store.write_summary({"status": "running"})
     with store.locked():

@@ -2,7 +2,8 @@
 when the process could not record it itself (killed by a signal, crashed before writing its summary).
 
 The verdict is written under the run's lock, so a run another process has taken over meanwhile is never
-overwritten; a child that found its run taken or already ended elsewhere says so in its last line.
+overwritten. Whether the child trained the run itself is read from the run's train.log (each attempt
+writes a start line with its pid): the run's stdout.log is shared by every process sent to the run.
 """
 from __future__ import annotations
 
@@ -11,23 +12,27 @@ from pathlib import Path
 from typing import Any
 
 from gptlab.store import RunLocked, RunStore, Status, StoreError, signal_text
-from gptlab.store.layout import ELSEWHERE, LOCKED
+from gptlab.store.files import read_text
+from gptlab.store.layout import started_by
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+ELSEWHERE_RUNNING = {"status": Status.running, "elsewhere": True, "error": "running in another process"}
 
 
-def settle(store: RunStore, code: int, *, interrupted: bool = False) -> dict[str, Any]:
+def settle(store: RunStore, code: int, *, pid: int | None = None, interrupted: bool = False) -> dict[str, Any]:
     """The run's result: its summary, plus `elsewhere: True` when another process owns or ran it.
-    `code` is the process's return code (negative: killed by that signal)."""
-    last = last_line(store.stdout_path) or ""
-    if LOCKED in last:
-        return {"status": Status.running, "elsewhere": True, "error": "running in another process"}
+    `code` is the process's return code (negative: killed by that signal); `pid` the process's id, to tell
+    from the run's train.log whether it trained the run itself (None: assume it did)."""
     try:
         summary = store.summary()
+        ran_here = pid is None or started_by(read_text(store.log_path) or "", pid)
     except StoreError as err:
         return {"status": Status.failed, "error": err.one_line()}
-    if ELSEWHERE in last and summary:
+    if not ran_here and code in (0, 1):  # it found the run taken or already ended by another process
+        if summary is None or summary["status"] == Status.running:
+            return dict(ELSEWHERE_RUNNING)
         return {**summary, "elsewhere": True}
+    last = last_line(store.stdout_path)
     if summary is not None and summary["status"] != Status.running:
         if code == 2 and summary["status"] != Status.finished:  # refused its input: the summary is older
             return {**summary, "status": Status.failed, "error": last or "bad input (exit code 2)"}
@@ -41,12 +46,12 @@ def settle(store: RunStore, code: int, *, interrupted: bool = False) -> dict[str
             store.write_summary({**(summary or {}), **verdict})
             return {**(summary or {}), **verdict}
     except RunLocked:
-        return {"status": Status.running, "elsewhere": True, "error": "running in another process"}
+        return dict(ELSEWHERE_RUNNING)
     except StoreError as err:
         return {"status": Status.failed, "error": err.one_line()}
 
 
-def _verdict(store: RunStore, code: int, interrupted: bool, last: str) -> dict[str, Any]:
+def _verdict(store: RunStore, code: int, interrupted: bool, last: str | None) -> dict[str, Any]:
     """Status, error and last completed step of a process that died without recording its end."""
     step = store.last_step()
     signum = -code if code < 0 else code - 128 if 128 < code < 160 else None

@@ -155,7 +155,8 @@ class Study:
             return job, train_command(job, self.spec, self.runs_root, self.wandb)
 
         def on_end(job: Job, interrupted: bool) -> None:
-            job.result = settle(job.store, job.proc.returncode, interrupted=interrupted or self.pool.stopping)
+            job.result = settle(job.store, job.proc.returncode, interrupted=interrupted or self.pool.stopping,
+                                pid=job.proc.pid)
             self.view.ended(job)
             if self.fail_fast and not interrupted and job.status in UNSUCCESSFUL and not self.pool.stopping:
                 self.view.message(f"--fail-fast: stopping after {job.run.name} {job.status}")

@@ -34,7 +34,20 @@ ENDED = frozenset({Status.finished, Status.failed, Status.diverged})
 
 SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
 
-# what a `gptlab train` child prints (its last line) when the run it was sent to is not its to train;
-# a job pool reads it back from the run's stdout.log
+# what a `gptlab train` process prints when the run it was sent to is not its to train (for people: a job
+# pool tells from train.log's start lines, below, which process trained a run)
 ELSEWHERE = "ran elsewhere: another process trained it since this one was planned; nothing to do"
 LOCKED = "is being run by another process"
+
+START_MARK = "== "  # train.log: one line per `gptlab train` process that trains the run (or fails setting it up)
+
+
+def start_line(start: str, step: int | None, pid: int) -> str:
+    """'== resume at step 20 (pid 4242)': how an attempt began, and which process made it."""
+    return f"{START_MARK}{start}" + (f" at step {step}" if step is not None else "") + f" (pid {pid})"
+
+
+def started_by(log_text: str, pid: int) -> bool:
+    """Did process `pid` start an attempt of this run (a start line in its train.log)?"""
+    tag = f"(pid {pid})"
+    return any(line.startswith(START_MARK) and line.endswith(tag) for line in log_text.splitlines())

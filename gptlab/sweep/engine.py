@@ -188,7 +188,7 @@ class LocalSweep:
 
     def _collect(self, job: SweepJob, interrupted: bool = False) -> None:
         """The run's result: its summary, or what the pool recorded for a process that died without one."""
-        result = settle(job.store, job.proc.returncode, interrupted=interrupted or job.stopped)
+        result = settle(job.store, job.proc.returncode, pid=job.proc.pid, interrupted=interrupted or job.stopped)
         job.refresh()
         job.summary = {k: v for k, v in result.items() if k != "elsewhere"}
         job.elsewhere = bool(result.get("elsewhere"))
@@ -200,7 +200,8 @@ class LocalSweep:
         shown = f"{self.sweep.metric or 'best_val_loss'} {format_value(metric)}" if metric is not None else "no metric"
         state = "stopped early (hyperband)" if job.stopped else f"{job.status} elsewhere" if job.elsewhere else job.status
         self.out(f"[{self.jobs.index(job) + 1}{self._of()}] {state:<9} {job.name} | {shown} | "
-                 f"{time.time() - job.started:.0f}s" + (f" | {job.summary['error']}" if job.summary.get("error") else ""))
+                 f"{time.time() - job.started:.0f}s"
+                 + (f" | {job.summary['error']}" if job.summary.get("error") and not job.stopped else ""))
 
     def _hyperband(self, active: list[SweepJob]) -> None:
         for job in active:

@@ -46,8 +46,8 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
                          fix=RESUME_FIX)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except OSError as exc:
-        raise StoreError(path, f"cannot be read ({exc.strerror or exc})", fix=RESUME_FIX) from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise StoreError(path, f"cannot be read ({exc.strerror or exc})", fix="check the file's permissions") from None
     except Exception as exc:  # noqa: BLE001 - torch reports a cut-short zip as RuntimeError, pickle errors, ...
         problem = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise StoreError(path, f"damaged checkpoint: truncated or not a gptlab checkpoint ({problem})",

@@ -7,6 +7,7 @@ it again.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import traceback
 from enum import StrEnum
@@ -93,15 +94,10 @@ def stop_signal_text(signum: int, step: int) -> str:
     return signal_text(signum, step, verb="stopped by")
 
 
-START_MARK = "== "  # train.log: one such line per attempt that trains
-
-
-def log_start(store: RunStore, start: Start, step: int) -> None:
-    """One line in train.log per attempt: how it started, where, and which process (pid)."""
-    import os
-
+def log_start(store: RunStore, start: Start, step: int | None) -> None:
+    """One line in train.log per attempt: how it started, where, and which process (the job pool reads it)."""
     try:
         with open(store.log_path, "a", encoding="utf-8") as log:
-            log.write(f"{START_MARK}{start} at step {step} (pid {os.getpid()})\n")
+            log.write(layout.start_line(start, step, os.getpid()) + "\n")
     except OSError:
         pass  # a full disk is reported by the writes that matter

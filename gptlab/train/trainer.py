@@ -75,6 +75,7 @@ def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool 
             store.write_config(record)
             loop = _Loop(cfg, runtime, data, store, meta, record, on_log)
         except Exception as exc:  # noqa: BLE001 - a full disk, an unreadable checkpoint: recorded, not a traceback
+            log_start(store, start, None)
             return record_failure(store, failure_text(exc))
         log_start(store, start, loop.step)
         return loop.run()
