@@ -25,8 +25,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from gptlab.analysis.compute import tokens_per_step  # noqa: E402
 from gptlab.analysis.design import Design  # noqa: E402
 from gptlab.analysis.stats import Criterion  # noqa: E402
+from gptlab.store import UNSUCCESSFUL  # noqa: E402
 
-BROKEN = ("diverged", "failed")
+BROKEN = UNSUCCESSFUL  # drawn apart, in this order
 _LOG_KEYS = {"lr", "min_lr", "weight_decay"}
 _RC = {"svg.hashsalt": "gptlab", "svg.fonttype": "path", "figure.dpi": 100, "font.size": 9}
 

@@ -17,8 +17,9 @@ from gptlab.analysis.figures import FigureFile
 from gptlab.analysis.findings import decimals, fmt, fmt_p
 from gptlab.analysis.samples import Sample
 from gptlab.analysis.stats import Criterion
+from gptlab.store import STATUS_ORDER
 
-_STATUS_ORDER = ("finished", "diverged", "failed", "interrupted", "running")
+_STATUS_ORDER = STATUS_ORDER
 _CSS = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;"
         "text-align:left}img{max-width:100%}code{background:#f4f4f4}")

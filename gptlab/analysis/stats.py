@@ -20,6 +20,7 @@ from scipy import stats as sps
 
 from gptlab.analysis.inference import mde, pooled_std, seeds_needed, tost, welch_se
 from gptlab.runner.spec import CORRECTIONS  # the spec owns the list of corrections it accepts
+from gptlab.store import STATUS_ORDER
 
 CSV_COLUMNS = ["variant", "n", "metric", "mean", "std", "ci_low", "ci_high", "diff", "diff_ci_low",
                "diff_ci_high", "p_value", "p_adjusted", "significant", "equivalent", "mde", "health",
@@ -125,8 +126,7 @@ def group_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compare
         rows.append({
             "variant": label, "n": len(done), "metric": compare.metric, "mean": mean, "std": std,
             "ci_low": lo, "ci_high": hi, "n_runs": int(mask.sum()),
-            **{f"n_{s}": int((status == s).sum()) for s in ("finished", "diverged", "failed",
-                                                           "interrupted", "running")},
+            **{f"n_{s}": int((status == s).sum()) for s in STATUS_ORDER},
             "n_params": _first(runs.loc[mask, "n_params"]),
             "error": next((str(e) for e in runs.loc[mask, "error"] if isinstance(e, str) and e), None),
             "tokens_per_s": float(runs.loc[mask, "tokens_per_s"].astype(float).mean()),

@@ -28,9 +28,12 @@ class Status(StrEnum):
 
 
 # the run ended and produced no usable result; `--rerun failed` retrains these
-UNSUCCESSFUL = frozenset({Status.failed, Status.diverged})
+UNSUCCESSFUL = (Status.diverged, Status.failed)
 # nothing more will happen to the run unless someone reruns it
-ENDED = frozenset({Status.finished, Status.failed, Status.diverged})
+ENDED = (Status.finished, Status.diverged, Status.failed)
+# the order reports list statuses in: results first
+STATUS_ORDER = (Status.finished, Status.diverged, Status.failed, Status.interrupted, Status.running)
+assert set(STATUS_ORDER) == set(Status), "STATUS_ORDER must name every status once"
 
 SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
 
