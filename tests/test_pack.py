@@ -6,7 +6,6 @@ evals, best val, checkpoint.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from conftest import TINY, cli
 from gptlab.config import build_config
 from gptlab.model import build_model
 from gptlab.pack.loop import run_pack
-from gptlab.pack.plan import PackMember, pack_command
 from gptlab.pack.stacked import stack_models
 from gptlab.store import RunStore
 from gptlab.train.trainer import RunMeta, run_training
@@ -126,33 +125,48 @@ def test_auto_pack_members_keep_their_own_schedules(tmp_path: Path):
         assert p.summary()["best_val_loss"] == pytest.approx(u.summary()["best_val_loss"], abs=TOL)
 
 
-def _pack_process(root: Path, cfg_changes: dict, names: list[str]) -> subprocess.Popen:
-    members = [PackMember(n, None, {"seed": s}, {**BASE, **cfg_changes, "seed": s}, fresh=False)
-               for n, s in zip(names, SEEDS)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    return subprocess.Popen(pack_command(members, "study", root, "disabled"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _spec(tmp_path: Path, **changes) -> Path:
+    spec = tmp_path / "study.yaml"
+    base = {k: v for k, v in {**BASE, **changes}.items() if k != "wandb"}
+    spec.write_text(yaml.safe_dump({"name": "study", "base": base, "seeds": list(SEEDS)}))
+    return spec
+
+
+def test_dry_run_shows_the_packs(tmp_path: Path):
+    out = cli("run", str(_spec(tmp_path)), "--pack", "seeds", "--dry-run", "--runs", str(tmp_path / "runs"))
+    assert out.returncode == 0, out.stderr
+    assert "pack 1 (3 runs, one process): seed0, seed1, seed2" in out.stdout
+    assert not (tmp_path / "runs" / "study").exists()
+    bad = cli("run", str(_spec(tmp_path)), "--pack", "lr", "--runs", str(tmp_path / "runs"))
+    assert bad.returncode == 2 and "--pack" in bad.stderr
 
 
 @pytest.mark.slow
 def test_killed_pack_resumes_without_duplicate_rows(tmp_path: Path):
+    """`gptlab run --pack seeds` killed mid-run (SIGKILL to the whole process group, as a crash), rerun:
+    it resumes every member from its checkpoint, finishes, and no step is logged twice."""
     changes = {"max_steps": 200, "eval_interval": 20, "log_interval": 10}
-    names = [f"seed{s}" for s in SEEDS]
-    proc = _pack_process(tmp_path, changes, names)
-    stores = [RunStore(tmp_path / "study" / n) for n in names]
+    spec, runs = _spec(tmp_path, **changes), tmp_path / "runs"
+    argv = [sys.executable, "-m", "gptlab", "run", str(spec), "--pack", "seeds", "--runs", str(runs),
+            "--wandb", "disabled"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    stores = [RunStore(runs / "study" / f"seed{s}") for s in SEEDS]
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if all(s.checkpoint_path.exists() for s in stores) and all((s.last_step() or 0) >= 40 for s in stores):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the pack finished before it could be killed: make it longer"
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert all(s.summary()["status"] == "running" for s in stores)  # killed: nobody recorded an end
-    again = _pack_process(tmp_path, changes, names)
-    assert again.wait(timeout=300) == 0, again.stderr.read().decode()
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("resuming") == len(SEEDS)
     whole = run_pack([build_config({**BASE, **changes, "seed": s}) for s in SEEDS],
-                     [RunMeta("study", n) for n in names], tmp_path / "uninterrupted")
+                     [RunMeta("study", f"seed{s}") for s in SEEDS], tmp_path / "uninterrupted")
     for store, reference in zip(stores, whole):
         steps = [r["step"] for r in store.metrics()]
         assert steps == sorted(set(steps)) and steps[-1] == 200  # each step once, up to the end

@@ -23,6 +23,11 @@ def bench(ctx: typer.Context,
           grid: Annotated[bool, typer.Option("--grid", help="Measure a packed vs sequential grid of runs.")] = False,
           grid_runs: Annotated[int, typer.Option(help="Runs in the --grid study.")] = 4,
           jobs: Annotated[int, typer.Option(help="Runs at once in the packed --grid study.")] = 4,
+          pack: Annotated[bool, typer.Option("--pack", help="Only this: runs per hour of a seed study packed "
+                                             "(--pack seeds) vs processes (--jobs 2) vs sequential (--jobs 1).")]
+          = False,
+          pack_seeds: Annotated[int, typer.Option(help="Seeds in the --pack study.")] = 6,
+          pack_repeats: Annotated[int, typer.Option(help="Repeats of each --pack arm (medians reported).")] = 3,
           out: Annotated[Path | None, typer.Option(help="Write the results as JSON here.")] = None,
           ) -> None:
     """Benchmark the training step of a config (default: the baby GPT) on this machine."""
@@ -33,6 +38,11 @@ def bench(ctx: typer.Context,
         raise UserError("--steps must be >= 1 and --warmup >= 0", fix="e.g. --steps 50 --warmup 10")
     config_file, rest = split_config_and_overrides(list(ctx.args))
     cfg, flat = resolve(config_file, parse_overrides(rest))
+    if pack:
+        from gptlab.pack.bench import run_pack_bench
+
+        run_pack_bench(flat, pack_seeds, pack_repeats, _machine(), out)
+        return
     # every row in a new process: one row's compiled graphs and caches never carry into the next
     timings = [in_fresh_process("train_step", cfg, "gptlab (all features as configured)", steps, warmup)]
     skipped = []

@@ -22,6 +22,10 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
         rerun: Annotated[Optional[choice(("failed", "all"))], typer.Option(help="Also rerun from scratch: failed (failed and diverged) "
                                                        "or all.")] = None,
         fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed run.")] = False,
+        pack: Annotated[str | None, typer.Option(
+            help="seeds: runs that differ only in seed train as one stacked model in one process; auto: also "
+                 "runs that differ only in lr, min_lr, lr_schedule, warmup_steps, weight_decay, betas, grad_clip, "
+                 "dropout.")] = None,
         launcher: Annotated[choice(("local", "submitit")), typer.Option(
             help="local (subprocesses here) or submitit (Slurm jobs).")]
         = "local",
@@ -35,6 +39,10 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
     from gptlab.runner.spec import load_spec
     from gptlab.jobs.view import make_view
 
+    if pack not in (None, "seeds", "auto"):
+        raise UserError(f"invalid --pack '{pack}'", key="--pack", fix="use --pack seeds or --pack auto")
+    if pack and launcher != "local":
+        raise UserError("--pack runs packs as local processes", key="--pack", fix="drop --pack or use --launcher local")
     if rerun not in (None, "failed", "all"):
         raise UserError(f"invalid --rerun '{rerun}'", key="--rerun", fix="use --rerun failed or --rerun all")
     if not (jobs == "auto" or (jobs.isdigit() and int(jobs) >= 1)):
@@ -61,6 +69,11 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
         n_jobs = int(jobs)
     if dry_run:
         print(dry_run_table(loaded, jobs_planned, slots))
+        if pack:
+            from gptlab.pack.jobs import describe_packs
+
+            todo = [j for j in jobs_planned if not j.action.startswith("skip") and j.action != "conflict"]
+            print("\n".join(describe_packs(todo, pack, n_jobs)) or "--pack: nothing to pack")
         return
     if launcher == "submitit":
         from gptlab.runner.slurm import run_with_submitit
@@ -68,7 +81,7 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
         code = run_with_submitit(loaded, jobs_planned, runs, wandb)
     elif launcher == "local":
         study = Study(loaded, jobs_planned, runs, n_jobs=n_jobs, slots=slots, wandb=wandb, fail_fast=fail_fast,
-                      view=make_view())
+                      view=make_view(), pack=pack)
         code = study.execute()
     else:
         raise UserError(f"invalid --launcher '{launcher}'", key="--launcher", fix="use local or submitit")
