@@ -188,3 +188,30 @@ def test_report_reads_packed_runs_like_unpacked(packed: Path, unpacked: Path):
     assert out.returncode == 0, out.stderr
     summary = (packed / "reports" / "study" / "summary.csv").read_text().splitlines()
     assert len(summary) == 2 and ",3," in summary[1]  # one variant, 3 finished seeds
+
+
+def test_planner_groups_by_everything_but_the_packable_keys(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from gptlab.pack.plan import group
+    from gptlab.runner.spec import load_spec
+
+    spec = tmp_path / "grid.yaml"
+    base = {k: v for k, v in BASE.items() if k != "wandb"}
+    spec.write_text(yaml.safe_dump({"name": "grid", "base": base, "grid": {"lr": [1e-3, 3e-3], "n_layer": [1, 2]},
+                                    "seeds": [0, 1]}))
+    runs = load_spec(spec).runs
+    jobs = [SimpleNamespace(run=r, store=RunStore(tmp_path / r.name), action="run") for r in runs]
+
+    def names(groups):
+        return sorted(sorted(j.run.name for j in g) for g in groups)
+
+    by_seed = group(jobs, "seeds")
+    assert len(by_seed) == 4 and all(len(g) == 2 for g in by_seed)
+    assert all(len({j.run.config.train.lr for j in g}) == 1 for g in by_seed)
+    auto = group(jobs, "auto")
+    assert len(auto) == 2 and all({j.run.config.model.n_layer for j in g} == {g[0].run.config.model.n_layer}
+                                  for g in auto)
+    assert names(group(jobs, "seeds", n_jobs=8)) == names(group(jobs, "seeds"))  # pairs are not split further
+    jobs[0].action = "skip-finished"
+    assert sum(len(g) for g in group(jobs, "seeds")) == len(jobs) and [jobs[0]] in group(jobs, "seeds")

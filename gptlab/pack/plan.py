@@ -18,7 +18,7 @@ MODES = ("seeds", "auto")
 # per-member scalars: each member keeps its own value (schedule, optimizer, clipping, dropout rate)
 PACKABLE_KEYS = ("lr", "min_lr", "lr_schedule", "warmup_steps", "weight_decay", "beta1", "beta2", "grad_clip",
                  "dropout")
-STARTS = ("run", "fresh", "resume")  # planner actions a pack member may have
+STARTS = ("run", "fresh", "restart", "resume")  # planner actions a pack member may have
 
 
 @dataclass(frozen=True)
