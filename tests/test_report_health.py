@@ -75,7 +75,8 @@ def test_findings_lead_with_health(analysis) -> None:
     assert [t.split(" ")[1] for t in text[:5]] == ["stuck", "unigram", "spiky", "overfit", "broken"]
     assert text[0].startswith("Health: stuck never learned (not_learning, 3 of 3 seeds")
     assert "its comparisons say nothing about the ablation" in text[0] and text[0].endswith("(figure learning_curves).")
-    assert "Health: stuck, unigram never learned; broken diverged; spiky trained unstably; overfit overfit." \
+    assert text[1].startswith("Health: unigram learned no more than the character frequencies (not_learning")
+    assert "Health: stuck, unigram did not learn; broken diverged; spiky trained unstably; overfit overfit." \
         in analysis.headline
 
 

@@ -78,11 +78,18 @@ def size_warning(params: dict[str, float], varying: list[str], label_config: pd.
             "although the study does not vary model size; part of any difference may be capacity.")
 
 
-def matched_pairs(params: dict[str, float], varying: list[str]) -> list[tuple[str, str]]:
-    """Pairs of labels matched in parameters (within MATCHED_TOL), in a study that differs in size."""
+def matched_pairs(params: dict[str, float], varying: list[str], label_config: pd.DataFrame) -> list[tuple[str, str]]:
+    """Pairs of labels shaped differently (another n_layer, n_embd or mlp_ratio) but matched in
+    parameters (within MATCHED_TOL), in a study that differs in size: depth vs width at a fixed budget."""
     if not differs_in_size(params, varying):
         return []
-    return [(a, b) for a, b in combinations(params, 2) if _ratio(params[a], params[b]) <= MATCHED_TOL]
+    size_cols = [k for k in varying if k in SIZE_KEYS and k in label_config]
+
+    def shape(lab: str) -> tuple:
+        return tuple(repr(label_config.at[lab, k]) for k in size_cols) if lab in label_config.index else ()
+
+    return [(a, b) for a, b in combinations(params, 2)
+            if _ratio(params[a], params[b]) <= MATCHED_TOL and shape(a) != shape(b)]
 
 
 def power_law(frame: pd.DataFrame, x: str) -> dict[str, float] | None:

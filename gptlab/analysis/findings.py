@@ -125,7 +125,10 @@ def health_sentences(table: pd.DataFrame) -> list[str]:
         why = f": {r['health_reason']}" if r.get("health_reason") else ""
         consequence = ("; its comparisons say nothing about the ablation" if health == "not_learning"
                        else "")
-        out.append(f"Health: {r['variant']} {_HEALTH_WORDS[health]} ({health}, {of}{why}){consequence} "
+        words = _HEALTH_WORDS[health]
+        if health == "not_learning" and "unigram" in str(r.get("health_reason")):
+            words = "learned no more than the character frequencies"
+        out.append(f"Health: {r['variant']} {words} ({health}, {of}{why}){consequence} "
                    f"(figure {FIG_CURVES}).")
     return out
 
@@ -156,6 +159,12 @@ def effect_sentence(row: Any, compare: Criterion) -> str:
     if not math.isfinite(lo):
         return f"{head}: no uncertainty can be given (figure {FIG_EFFECTS})."
     detail = f"(95% CI {fmt(lo, places)} to {fmt(hi, places)}, {fmt_padj(row['p_adjusted'])})"
+    parts = str(row["contrast"]).split(" (averaged over")[0].split(" x ")
+    if row["kind"] == "interaction" and len(parts) == 2:  # the difference of two one-factor effects
+        name, _, levels = parts[1].partition(" ")
+        level, _, ref = levels.partition(" - ")
+        head = (f"Interaction {row['term']}: the {parts[0]} effect on {compare.metric} is {fmt(abs(est), places)} "
+                f"{'larger' if est > 0 else 'smaller'} at {name}={level} than at {name}={ref}")
     if row["significant"]:
         word = "significant"
         if row["kind"] != "interaction":
@@ -174,18 +183,18 @@ def findings(table: pd.DataFrame, compare: Criterion, note: str | None = None,
     effects = effects if effects is not None else pd.DataFrame()
     if len(effects):
         out += [effect_sentence(r, compare) for _, r in effects.iterrows() if r["kind"] in ("main", "interaction")]
+    pairs = {tuple(r["pair"]) for _, r in effects.iterrows() if r["kind"] in ("simple", "matched")} \
+        if len(effects) else set()
     compared = False
-    for _, row in table.iterrows():
+    for _, row in table.iterrows():  # comparisons with the baseline, unless said below as effects
         base = row["baseline"]
-        if base is None or base != base or base == row["variant"]:
+        if base is None or base != base or base == row["variant"] or (row["variant"], base) in pairs:
             continue
         if row["tested"] or row["n"] == 0 or rows.loc[base, "n"] == 0:
             out.append(comparison(row, rows.loc[base], compare))
             compared = True
-    if len(effects):
-        seen = {(r["variant"], r["baseline"]) for _, r in table.iterrows() if r.get("tested")}
-        out += [effect_sentence(r, compare) for _, r in effects.iterrows()
-                if r["kind"] in ("simple", "matched") and tuple(r["pair"]) not in seen]
+    if len(effects):  # one-factor effects, factor by factor (each at every level of the others)
+        out += [effect_sentence(r, compare) for _, r in effects.iterrows() if r["kind"] in ("simple", "matched")]
     elif not compared:
         out += [spread_sentence(row, compare) for _, row in table.iterrows()]
     for _, row in table.iterrows():

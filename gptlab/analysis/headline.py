@@ -99,7 +99,7 @@ def headline(table: pd.DataFrame, compare: Criterion, effects: pd.DataFrame | No
     for health in ("not_learning", "diverged", "unstable", "overfit"):
         names = [str(v) for v, h in zip(table["variant"], table.get("health", [])) if h == health]
         if names:
-            word = {"not_learning": "never learned", "diverged": "diverged", "unstable": "trained unstably",
+            word = {"not_learning": "did not learn", "diverged": "diverged", "unstable": "trained unstably",
                     "overfit": "overfit"}[health]
             problems.append(f"{', '.join(names)} {word}")
     return f"{line} Health: {'; '.join(problems)}." if problems else line

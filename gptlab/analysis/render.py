@@ -113,7 +113,7 @@ def _method(doc: ReportDoc) -> str:
     margin = doc.table["margin"].dropna()
     margin_text = f"±{margin.iloc[0]:g}" if len(margin) else (f"±{c.margin:g}" if c.margin is not None else "")
     return (f"Compared: **{c.metric}** ({c.goal}, best value over each run), baseline: **{doc.baseline}**. "
-            "Only finished runs enter the statistics; intervals are 95% t-intervals, differences use "
+            "Only finished runs enter the statistics; intervals are 95% t-intervals (unadjusted), differences use "
             f"Welch's t-test, equivalence two one-sided tests (TOST) at the margin {margin_text}. {doc.tests}").strip()
 
 

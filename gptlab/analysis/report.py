@@ -86,7 +86,8 @@ def analyze(store: Store, experiment: str) -> Analysis:
     params = label_params(sub.runs, design.labels)
     tested = {(r["variant"], r["baseline"]) for _, r in table.iterrows() if r["tested"]}
     tested |= {tuple(r["pair"]) for r in rows if r.get("pair")}
-    rows += matched_rows(matched_pairs(params, design.varying), params, samples, tested, margin)
+    pairs = matched_pairs(params, design.varying, design.label_config)
+    rows += matched_rows(pairs, params, samples, tested, margin)
     effects = effects_frame(rows)
     family = adjust_family(table, effects, compare.correction)
     return Analysis(experiment, sub, spec, compare, design, table, note, factors, effects, notes, family)
