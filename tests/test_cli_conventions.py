@@ -144,3 +144,26 @@ def test_shell_completion_offers_the_store_s_experiments(tmp_path: Path) -> None
     env.update(COMP_WORDS="gptlab report a")
     out = subprocess.run([exe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["alpha"]
+
+
+def test_one_meaning_per_option_name() -> None:
+    """An option name means the same on every command: --wandb is always a W&B mode from the config's choices,
+    --runs always the run store, --dry-run always a flag."""
+    import typing
+
+    import typer
+
+    from gptlab.cli.config_help import choices_of
+
+    group = typer.main.get_command(app)
+    seen: dict[str, set[str]] = {}
+    for name, command in group.commands.items():
+        for param in command.params:
+            for opt in param.opts:
+                annotation = param.type_descriptor.annotation
+                seen.setdefault(opt, set()).add(f"{annotation}|flag={getattr(param, 'is_flag', None)}")
+                if opt == "--wandb":
+                    assert typing.get_args(annotation) == tuple(choices_of("log", "wandb")), name
+    for opt in ("--wandb", "--runs", "--dry-run", "--set", "--print-config"):
+        assert len(seen[opt]) == 1, (opt, seen[opt])
+    assert sum("--wandb" in c.params[i].opts for c in group.commands.values() for i in range(len(c.params))) >= 3
