@@ -108,8 +108,10 @@ class _Pack:
                 self.opt.load_member_state(i, member.opt.state_dict()["state"], member.opt_order)
         resumed_states = [s for s in states if s is not None]
         torch.manual_seed(tt[0].seed)  # the pack's dropout masks: one stream, each member its own slice
-        if resumed_states:
+        if resumed_states:  # the dropout stream continues where the pack stopped
             torch.set_rng_state(resumed_states[0]["torch_rng"].cpu())
+            if resumed_states[0].get("cuda_rng") is not None and runtime.device.type == "cuda":
+                torch.cuda.set_rng_state(resumed_states[0]["cuda_rng"].cpu(), runtime.device)
         self.clip = torch.tensor([x.grad_clip for x in tt], device=runtime.device)
         self.active = torch.ones(M, dtype=torch.bool, device=runtime.device)
         self.alive = [True] * M
@@ -261,6 +263,7 @@ class _Pack:
     def _checkpoint(self) -> None:
         self._sync_steps()
         torch_rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.rt.device) if self.rt.device.type == "cuda" else None
         chars = list(self.data.tokenizer.chars)
         for i, member in enumerate(self.members):
             if not self.alive[i]:
@@ -268,7 +271,7 @@ class _Pack:
             weights = {name: p[i].detach() for name, p in self.params.items()}
             member.checkpoint(_member_state_dict(member, weights), self.opt.member_state(i, member.opt_order),
                               lr_at(self.step - 1, member.cfg.train) if self.step else member.cfg.train.lr,
-                              member.sampler.generator.get_state(), torch_rng, chars)
+                              member.sampler.generator.get_state(), torch_rng, cuda_rng, chars)
 
 
 def _member_losses(logits: torch.Tensor, targets: torch.Tensor, M: int) -> torch.Tensor:

@@ -104,7 +104,8 @@ class Member:
         self.progress.update(row, eta_s)
 
     def checkpoint(self, model_state: dict[str, torch.Tensor], opt_state: dict[int, dict], lr: float,
-                   batch_rng: torch.Tensor, torch_rng: torch.Tensor, chars: list[str]) -> None:
+                   batch_rng: torch.Tensor, torch_rng: torch.Tensor, cuda_rng: torch.Tensor | None,
+                   chars: list[str]) -> None:
         """The unpacked trainer's checkpoint, from this member's slice of the pack."""
         self.model.load_state_dict(model_state)
         optimizer = self.opt.state_dict()
@@ -115,7 +116,7 @@ class Member:
             "model": self.model.state_dict(), "optimizer": optimizer,
             "step": self.step, "best_val_loss": self.best, "final_val_loss": self.final,
             "wall_s": self.wall(), "train_tokens": self.train_tokens, "train_time": self.train_time,
-            "batch_rng": batch_rng, "torch_rng": torch_rng, "cuda_rng": None,
+            "batch_rng": batch_rng, "torch_rng": torch_rng, "cuda_rng": cuda_rng,
             "config": self.cfg.to_dict(), "chars": chars})
 
     def wall(self) -> float:
