@@ -1,6 +1,7 @@
 """`gptlab bench --pack`: runs per hour of one seed study executed three ways, side by side.
 
-Arms: sequential (`gptlab run --jobs 1`), processes (`--jobs 2`), packed (`--pack seeds`), each a real
+Arms: sequential (`gptlab run --jobs 1`), processes (`--jobs 2`), packed (`--pack seeds`: one process) and
+packed_x2 (`--pack seeds --jobs 2`: two packs, one per core), each a real
 `gptlab run` of the same spec into its own store, in rotating order per repeat so that load from
 anything else on the machine falls on every arm alike; the report gives every wall time, the medians and
 the ratios of medians. The packed arm's best val losses are checked against the sequential arm's.
@@ -21,7 +22,8 @@ from typing import Any
 
 import yaml
 
-ARMS = {"sequential": ["--jobs", "1"], "processes": ["--jobs", "2"], "packed": ["--pack", "seeds"]}
+ARMS = {"sequential": ["--jobs", "1"], "processes": ["--jobs", "2"], "packed": ["--pack", "seeds"],
+        "packed_x2": ["--pack", "seeds", "--jobs", "2"]}  # two packs of half the seeds, one per core
 
 
 def pack_study(flat: dict[str, Any], seeds: int = 6, repeats: int = 3, wandb: str | None = None,
@@ -58,6 +60,11 @@ def pack_study(flat: dict[str, Any], seeds: int = 6, repeats: int = 3, wandb: st
             "runs_per_hour": {arm: round(seeds * 3600 / m, 1) for arm, m in medians.items()},
             "speedup_packed_vs_sequential": round(medians["sequential"] / medians["packed"], 2),
             "speedup_packed_vs_processes": round(medians["processes"] / medians["packed"], 2),
+            "speedup_packed_x2_vs_sequential": round(medians["sequential"] / medians["packed_x2"], 2),
+            "speedup_packed_x2_vs_processes": round(medians["processes"] / medians["packed_x2"], 2),
+            "speedup_ratios_per_repeat": {
+                f"{p}_vs_{o}": [round(a / b, 2) for a, b in zip(walls[o], walls[p])]
+                for p in ("packed", "packed_x2") for o in ("sequential", "processes")},
             "max_abs_best_val_diff_packed_vs_sequential": max(
                 abs(a - b) for a, b in zip(best["packed"], best["sequential"])),
             "workdir": str(work)}
@@ -131,7 +138,9 @@ def print_pack(report: dict[str, Any]) -> None:
         print(f"  {arm:<10} ({study['arms'][arm]}): {study['median_wall_s'][arm]:7.1f} s wall, "
               f"{study['runs_per_hour'][arm]:8.1f} runs/hour   (walls {study['wall_s'][arm]})")
     print(f"  packed is {study['speedup_packed_vs_sequential']}x sequential and "
-          f"{study['speedup_packed_vs_processes']}x processes; best val packed vs sequential differs by at most "
+          f"{study['speedup_packed_vs_processes']}x processes; packed_x2 is "
+          f"{study['speedup_packed_x2_vs_sequential']}x sequential and {study['speedup_packed_x2_vs_processes']}x "
+          f"processes; best val packed vs sequential differs by at most "
           f"{study['max_abs_best_val_diff_packed_vs_sequential']:.2e}")
 
 
