@@ -87,6 +87,8 @@ def test_gptlab_sweep_runs_a_nested_sweep(tmp_path: Path) -> None:
         assert config["model"]["block_size"] == 16 and config["train"]["batch_size"] == 4
         assert config["train"]["lr"] == 0.001 and config["model"]["dropout"] == 0.2  # null: the default
         assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+    again = cli("sweep", "nested.yaml", "--wandb", "disabled", cwd=tmp_path)  # the stored runs are the grid
+    assert again.returncode == 0 and "no runs started" in again.stdout, again.stdout + again.stderr
 
 
 def agent_env(tmp_path: Path, params: dict, run_id: str) -> dict:

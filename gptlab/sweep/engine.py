@@ -24,7 +24,7 @@ from gptlab.overrides import format_value
 from gptlab.store import ENDED, UNSUCCESSFUL, RunStore, Status, StoreError, experiment_runs, read_metrics
 from gptlab.store.layout import SWEEP_COPY
 from gptlab.sweep.command import agent_argv, plain, run_env, sweep_run_name
-from gptlab.sweep.config import SweepFile, sweeps_engine
+from gptlab.sweep.config import SweepFile, point_leaves, sweeps_engine
 from gptlab.train.tracking import running_best
 from gptlab.yamlio import atomic_write_text, atomic_write_yaml
 
@@ -277,7 +277,14 @@ class LocalSweep:
             return None
         flat = {k: v for s in SECTIONS for k, v in (raw.get(s) or {}).items()}
         params = {}
-        for pname in self.config["parameters"]:
+        for pname, spec in self.config["parameters"].items():
+            groups = [v for v in spec.get("values", []) if isinstance(v, dict)]
+            if groups:  # a parameter group chosen whole: the choice whose every leaf the run has
+                params[pname] = next((g for g in groups if all(
+                    flat.get(k, object()) == v for k, v in point_leaves({pname: g}).items())), None)
+                if params[pname] is None:
+                    return None
+                continue
             leaf = pname.rpartition(".")[2]
             if leaf not in flat:
                 return None
