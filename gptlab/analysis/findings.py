@@ -54,8 +54,8 @@ def _seeds_phrase(n: float) -> str:
     return "more than 1000 seeds per variant" if n > 1000 else f"about {int(n)} seeds per variant"
 
 
-def verdict(row: Any, compare: Criterion, label: str) -> str:
-    """The verdict words of one tested comparison (summary row)."""
+def verdict(row: Any, compare: Criterion) -> str:
+    """The verdict words of one tested two-sample comparison (a summary row or a one-factor effect)."""
     if row["exact"]:
         return "every seed gave the same value on both sides, so no uncertainty can be given"
     if math.isnan(row["diff_ci_low"]):
@@ -94,10 +94,10 @@ def comparison(row: Any, base: Any, compare: Criterion) -> str:
                 f"than {base_label}")
     seeds = f"{row['n']} vs {base['n']} seeds"
     if math.isnan(row["diff_ci_low"]):
-        return f"{head} ({seeds}): {verdict(row, compare, label)} (figure {FIG_METRIC})."
+        return f"{head} ({seeds}): {verdict(row, compare)} (figure {FIG_METRIC})."
     ci = f"95% CI {fmt(row['diff_ci_low'], places)} to {fmt(row['diff_ci_high'], places)}"
     detail = f"({ci}, {seeds}, {fmt_p(row['p_value'])}, {fmt_padj(row['p_adjusted'])})"
-    return f"{head} {detail}: {verdict(row, compare, label)} (figure {FIG_METRIC})."
+    return f"{head} {detail}: {verdict(row, compare)} (figure {FIG_METRIC})."
 
 
 def status_sentences(row: Any) -> list[str]:
@@ -155,7 +155,7 @@ def effect_sentence(row: Any, compare: Criterion) -> str:
     if row["kind"] in ("simple", "matched"):  # two cells: the same verdicts as a summary comparison
         detail = "" if not math.isfinite(lo) else \
             f" (95% CI {fmt(lo, places)} to {fmt(hi, places)}, {fmt_padj(row['p_adjusted'])})"
-        return f"{head}{detail}: {verdict(row, compare, str(row['pair'][0]))} (figure {FIG_EFFECTS})."
+        return f"{head}{detail}: {verdict(row, compare)} (figure {FIG_EFFECTS})."
     if not math.isfinite(lo):
         return f"{head}: no uncertainty can be given (figure {FIG_EFFECTS})."
     detail = f"(95% CI {fmt(lo, places)} to {fmt(hi, places)}, {fmt_padj(row['p_adjusted'])})"
