@@ -37,3 +37,12 @@ def test_real_study_report_has_samples(tmp_path: Path) -> None:
     first = md
     again = cli("report", "tiny", "--runs", str(runs), "--out", str(out))
     assert again.returncode == 0 and (out / "tiny" / "report.md").read_text() == first
+
+
+def test_report_modules_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, gptlab.analysis, gptlab.analysis.report, gptlab.analysis.samples, gptlab.analysis.effects; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
