@@ -145,8 +145,9 @@ def spread_sentence(row: Any, compare: Criterion) -> str:
             f"{fmt(row['ci_low'], places)} to {fmt(row['ci_high'], places)}, {row['n']} seeds).")
 
 
-def effect_sentence(row: Any, compare: Criterion) -> str:
-    """A main effect, interaction or simple effect from effects.csv, in words."""
+def effect_sentence(row: Any, compare: Criterion, rank: dict[str, float] | None = None) -> str:
+    """A main effect, interaction or simple effect from effects.csv, in words. A two-factor interaction
+    is told as the larger factor's effect (by `rank`, |main effect|) changing with the other's level."""
     est, lo, hi = row["estimate"], row["ci_low"], row["ci_high"]
     places = decimals(est, lo, hi)
     kind = {"main": "Main effect", "interaction": "Interaction", "simple": "Effect",
@@ -161,6 +162,9 @@ def effect_sentence(row: Any, compare: Criterion) -> str:
     detail = f"(95% CI {fmt(lo, places)} to {fmt(hi, places)}, {fmt_padj(row['p_adjusted'])})"
     parts = str(row["contrast"]).split(" (averaged over")[0].split(" x ")
     if row["kind"] == "interaction" and len(parts) == 2:  # the difference of two one-factor effects
+        rank = rank or {}
+        if rank.get(parts[1].partition(" ")[0], 0) > rank.get(parts[0].partition(" ")[0], 0):
+            parts = parts[::-1]
         name, _, levels = parts[1].partition(" ")
         level, _, ref = levels.partition(" - ")
         head = (f"Interaction {row['term']}: the {parts[0]} effect on {compare.metric} is {fmt(abs(est), places)} "
@@ -182,7 +186,9 @@ def findings(table: pd.DataFrame, compare: Criterion, note: str | None = None,
     out += [note[0].upper() + note[1:] + "."] if note else []
     effects = effects if effects is not None else pd.DataFrame()
     if len(effects):
-        out += [effect_sentence(r, compare) for _, r in effects.iterrows() if r["kind"] in ("main", "interaction")]
+        main = effects[effects["kind"] == "main"]
+        rank = main.assign(size=main["estimate"].abs()).groupby("term")["size"].max().to_dict()
+        out += [effect_sentence(r, compare, rank) for _, r in effects.iterrows() if r["kind"] in ("main", "interaction")]
     pairs = {tuple(r["pair"]) for _, r in effects.iterrows() if r["kind"] in ("simple", "matched")} \
         if len(effects) else set()
     compared = False
