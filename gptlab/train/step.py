@@ -57,7 +57,6 @@ class TrainStep:
         if t.attn_backend != "auto":
             model.set_attention_backend(t.attn_backend)
         self.opt = build_optimizer(model, t, fused=runtime.fused_adamw)
-        self.fwd = model  # transition: the committed trainer's _eval used it; removed once it calls evaluate()
         self.train_loss, self.eval_loss = _train_loss, _eval_loss
         if runtime.compile:
             # CUDA graphs: shapes are static here (fixed batch, fixed eval batches)
@@ -79,6 +78,8 @@ class TrainStep:
             self.diag.before_forward()
         total = torch.zeros((), device=self.rt.device)
         for _ in range(t.grad_accum):
+            if self.rt.cuda_graphs:  # a new replay may reuse the previous one's output memory (GPU only)
+                torch.compiler.cudagraph_mark_step_begin()
             x, y = self.sampler()
             with self.rt.autocast:
                 loss = loss_fn(self.model, x, y)
@@ -110,6 +111,8 @@ class TrainStep:
         for i in range(0, len(starts), batch_size):
             x, y = windows_to_batch(data, starts[i:i + batch_size], block_size)  # (b, T), (b, T)
             loss_fn = self.eval_loss if len(x) == batch_size else _eval_loss
+            if self.rt.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             with self.rt.autocast:
                 total += loss_fn(self.model, x, y) * len(x)
         self.model.train(was_training)

@@ -23,7 +23,6 @@ from gptlab.model import build_model
 from gptlab.overrides import label_from_name
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from gptlab.train.device import device_label, resolve_runtime
-from gptlab.train.evaluate import evaluate
 from gptlab.train.optim import lr_at
 from gptlab.train.progress import ProgressPrinter
 from gptlab.train.runstart import Start, decide_start, failure_text, log_start, record_failure, stop_signal_text
@@ -250,8 +249,7 @@ class _Loop:
         return "finished"
 
     def _eval(self) -> float:
-        t = self.cfg.train
-        loss = evaluate(self.step_fn.fwd, self.val_data, self.eval_starts, self.cfg.model.block_size, t.batch_size, self.rt)
+        loss = self.step_fn.evaluate(self.val_data, self.eval_starts)  # the compiled eval graph, if compiling
         self.final = loss
         if loss < self.best:
             self.best = loss
