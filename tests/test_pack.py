@@ -215,3 +215,23 @@ def test_planner_groups_by_everything_but_the_packable_keys(tmp_path: Path):
     assert names(group(jobs, "seeds", n_jobs=8)) == names(group(jobs, "seeds"))  # pairs are not split further
     jobs[0].action = "skip-finished"
     assert sum(len(g) for g in group(jobs, "seeds")) == len(jobs) and [jobs[0]] in group(jobs, "seeds")
+
+
+def test_each_member_has_its_own_wandb_run(tmp_path: Path):
+    """Offline W&B runs, one per member, read back with gptlab's W&B loader: same runs, same numbers."""
+    from gptlab import load_history, load_runs
+
+    summaries = run_pack([build_config({**BASE, "max_steps": 10, "seed": s, "wandb": "offline"}) for s in SEEDS[:2]],
+                         [RunMeta("wb", f"seed{s}", overrides={"seed": s}) for s in SEEDS[:2]], tmp_path)
+    runs = load_runs(None, wandb_dir=tmp_path).sort_values("run")
+    logs = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.wandb"))
+    assert runs["run"].tolist() == ["seed0", "seed1"], (runs[["run", "status"]].to_dict("records"), logs)
+    assert runs["status"].tolist() == ["finished"] * 2
+    assert runs["best_val_loss"].tolist() == pytest.approx([s["best_val_loss"] for s in summaries], abs=1e-6)
+    history = load_history(None, wandb_dir=tmp_path)
+    for s in SEEDS[:2]:
+        stored = RunStore(tmp_path / "wb" / f"seed{s}").metrics()
+        logged = history[history["run"] == f"seed{s}"].sort_values("step")
+        assert logged["step"].tolist() == [r["step"] for r in stored]
+        assert logged["train/loss"].dropna().tolist() == pytest.approx(
+            [r["train/loss"] for r in stored if "train/loss" in r])
