@@ -8,6 +8,7 @@ import pytest
 from conftest import assert_user_error, cli
 
 from gptlab.analysis.stats import Criterion
+from gptlab.errors import UserError
 from gptlab.runner.spec import load_spec
 
 BASE = "name: x\nvariants: {a: {}, b: {lr: 0.01}}\n"
@@ -19,10 +20,18 @@ BASE = "name: x\nvariants: {a: {}, b: {lr: 0.01}}\n"
     ("compare: {correction: bonferroni}\n", ("spec.yaml:3", "compare.correction", "holm, bh, none")),
     ("compare: {corection: holm}\n", ("spec.yaml:3", "did you mean 'correction'")),
 ])
-def test_bad_compare_keys_exit_2(tmp_path: Path, compare: str, needles: tuple[str, ...]) -> None:
+def test_bad_compare_keys_name_file_line_and_key(tmp_path: Path, compare: str, needles: tuple[str, ...]) -> None:
     (tmp_path / "spec.yaml").write_text(BASE + compare)
+    with pytest.raises(UserError) as err:
+        load_spec(tmp_path / "spec.yaml")
+    for needle in needles:
+        assert needle in str(err.value)
+
+
+def test_bad_compare_key_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "spec.yaml").write_text(BASE + "compare: {correction: bonferroni}\n")
     out = cli("run", str(tmp_path / "spec.yaml"), "--runs", str(tmp_path / "runs"))
-    assert_user_error(out, *needles)
+    assert_user_error(out, "spec.yaml:3", "compare.correction")
     assert not (tmp_path / "runs").exists()
 
 
