@@ -103,3 +103,33 @@ def test_resumed_run_is_one_wandb_run_without_repeated_steps(tmp_path: Path) -> 
     assert sorted(steps) == stored
     wb = json.loads(leet(folders[-1], "--summary", "--json"))
     assert wb["summary"]["steps"] == 400
+
+
+@pytest.mark.slow
+def test_a_run_that_starts_over_is_a_new_wandb_run_and_loads_as_the_store_s(tmp_path: Path) -> None:
+    """Killed before its first checkpoint, a run starts over from step 0: W&B cannot restart a run id, so it
+    is a new W&B run; the loaders keep the latest attempt, as the store does."""
+    import pandas as pd
+
+    import gptlab
+
+    args = [*tiny_args(max_steps=300, eval_interval=300, log_interval=5), "--runs", str(tmp_path / "runs"),
+            "--name", "r", "--experiment", "fid", "--wandb", "offline"]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gptlab", "train", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "runs" / "fid" / "r" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) > 5):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (metrics.parent / "checkpoint.pt").exists()
+    out = cli("train", *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    folders = offline_dirs(metrics.parent)
+    assert len({f.name.rsplit("-", 1)[1] for f in folders}) == len(folders) == 2
+    store, wb = gptlab.load_runs(tmp_path / "runs"), gptlab.load_runs(None, wandb_dir=tmp_path / "runs")
+    assert len(wb) == 1 and wb.iloc[0]["steps"] == store.iloc[0]["steps"] == 300
+    hs, hw = gptlab.load_history(tmp_path / "runs"), gptlab.load_history(None, wandb_dir=tmp_path / "runs")
+    pd.testing.assert_frame_equal(hs, hw[hs.columns], check_dtype=False)

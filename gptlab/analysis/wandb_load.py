@@ -49,7 +49,17 @@ def parse_wandb_file(*paths: str | Path) -> RunRecord:
                 exit_code = record.exit.exit_code
     if "status" not in summary and exit_code is not None:
         summary["status"] = "finished" if exit_code == 0 else "failed"
+    if not info and paths:  # killed before W&B wrote its run record: the store's layout names the run
+        info = _info_from_layout(Path(paths[-1]))
     return _record(info, config, summary, history, source="wandb-offline")
+
+
+def _info_from_layout(log: Path) -> dict[str, str]:
+    """runs/<experiment>/<run>/wandb/offline-run-<time>-<id>/run-<id>.wandb -> that run's names."""
+    run_dir = log.parent.parent.parent
+    if log.parent.parent.name != "wandb" or not (run_dir / "config.yaml").is_file():
+        return {}
+    return {"id": log.stem.removeprefix("run-"), "name": run_dir.name, "group": run_dir.parent.name}
 
 
 def _apply(target: dict[str, Any], updates: Any, removes: Any) -> None:
@@ -110,7 +120,16 @@ def offline_run_logs(root: str | Path) -> list[list[Path]]:
 
 def load_wandb_offline(root: str | Path) -> Store:
     """Every offline W&B run under `root`, resumed runs as one run."""
-    return frames_from_records([parse_wandb_file(*logs) for logs in offline_run_logs(root)])
+    by_start = sorted(offline_run_logs(root), key=lambda logs: logs[-1].parent.name.split("-run-")[-1])
+    return frames_from_records(latest_attempts([parse_wandb_file(*logs) for logs in by_start]))
+
+
+def latest_attempts(records_: list[RunRecord]) -> list[RunRecord]:
+    """One record per (experiment, run): a run that started over (killed before its first checkpoint, or
+    rerun from scratch) left its earlier attempt as another W&B run; the store holds the latest, so do we.
+    `records_` come oldest start first."""
+    latest = {(r.experiment, r.name): r for r in records_}
+    return list(latest.values())
 
 
 def load_wandb_project(path: str) -> Store:
@@ -118,10 +137,10 @@ def load_wandb_project(path: str) -> Store:
     import wandb
 
     records_ = []
-    for run in wandb.Api().runs(path):
+    for run in sorted(wandb.Api().runs(path), key=lambda r: str(getattr(r, "created_at", "") or "")):
         summary = dict(run.summary._json_dict)
         summary.setdefault("status", _STATE.get(run.state, run.state))
         info = {"id": run.id, "name": run.name, "group": run.group or "", "job_type": run.job_type or "",
                 "project": run.project}
         records_.append(_record(info, dict(run.config), summary, list(run.scan_history()), source="wandb"))
-    return frames_from_records(records_)
+    return frames_from_records(latest_attempts(records_))

@@ -10,9 +10,9 @@ local run store never loses a row because of it.
 """
 from __future__ import annotations
 
-import hashlib
 import netrc
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,10 +69,18 @@ def running_best(best: float | None, row: dict[str, Any]) -> float | None:
     return best
 
 
-def stable_run_id(experiment: str, name: str, run_dir: Path) -> str:
-    """Same run directory -> same W&B id, so a resumed run continues its W&B run."""
-    digest = hashlib.sha1(f"{run_dir.resolve()}|{experiment}|{name}".encode()).hexdigest()
-    return digest[:16]
+_START = re.compile(r"(?:offline-)?run-(\d{8}_\d{6})-(\w+)")
+
+
+def wandb_run_id(run_dir: Path, resume: bool) -> str | None:
+    """A resumed run continues the W&B run it started (the id in its wandb/ folder names); a run that starts
+    over (fresh, or killed before its first checkpoint) is a new W&B run (None: W&B picks the id), since
+    W&B does not restart a run id from step 0."""
+    if resume:  # wandb/[offline-]run-<YYYYMMDD_HHMMSS>-<id>/, one per start: the latest start's id
+        starts = [m for p in (Path(run_dir) / "wandb").glob("*run-*") if (m := _START.fullmatch(p.name))]
+        if starts:
+            return max(starts, key=lambda m: m.group(1)).group(2)
+    return None
 
 
 def wandb_exit_code(status: str) -> int:
@@ -111,8 +119,8 @@ class Tracker:
             if not in_sweep_agent():  # in a sweep the agent's run fixes project and entity
                 kwargs.update(project=project, entity=entity)
             if not joins_existing_run():  # the agent's run already has its own id and name
-                kwargs.update(name=name, id=stable_run_id(experiment, name, run_dir),
-                              resume="allow" if resume else None)
+                run_id = wandb_run_id(run_dir, resume)
+                kwargs.update(name=name, id=run_id, resume="allow" if run_id else None)
             # the agent's sweep parameters (flat `n_layer`) land in the config beside our sectioned copy
             if self.concurrent:
                 kwargs["reinit"] = "create_new"
