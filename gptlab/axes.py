@@ -4,7 +4,7 @@ An axis is a model config key whose value names a component: `norm: rmsnorm`. It
 is the one owner of
   * the valid values and the default (config.py validates against them, with "did you mean"),
   * what each value is and where it comes from (docstrings, the README's axis table),
-  * facts other code needs about a value (`traits`: an MLP is `gated`, a position scheme `any_length`),
+  * facts other code needs about a value (`traits`: an MLP is `gated`, an init's `embedding_std`),
   * invalid combinations with other keys (`excludes`: block=parallel needs norm_placement=pre),
   * which report figures the axis is relevant to (`figures`), the W&B tags (`tags`), and the
     ablation keys the report treats as factors (`ablation_keys`).
@@ -15,6 +15,7 @@ which declares and implements it in one go.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,7 +131,7 @@ AXES: dict[str, Axis] = {a.name: a for a in [
     Axis("pos_encoding", "how token positions enter the model", [
         Choice("learned", "a trained (block_size, C) table added to the token embeddings",
                "Radford et al. 2018/2019 (GPT, GPT-2)", traits={"any_length": False}),
-        Choice("sinusoidal", "the fixed sin/cos table added to sqrt(C) * token embedding",
+        Choice("sinusoidal", "the fixed sin/cos table, scaled to the token embedding's init std",
                "Vaswani et al. 2017, sec. 3.4-3.5"),
         Choice("rope", "q and k rotated by position-dependent angles (base 10000)",
                "Su et al. 2021 (RoFormer)"),
@@ -164,11 +165,13 @@ AXES: dict[str, Axis] = {a.name: a for a in [
     ], traits={"gated": False}),
     Axis("init", "the weight initialisation", [
         Choice("nanogpt", "N(0, 0.02); residual projections N(0, 0.02 / sqrt(2 n_layer))",
-               "Radford et al. 2019 (GPT-2, sec. 2.3); nanoGPT"),
+               "Radford et al. 2019 (GPT-2, sec. 2.3); nanoGPT", traits={"embedding_std": lambda C: 0.02}),
         Choice("xavier", "Xavier-uniform linear layers; embeddings N(0, 1/sqrt(C))",
-               "Glorot & Bengio 2010; Vaswani et al. 2017; Xiong et al. 2020"),
-        Choice("small", "every weight N(0, sqrt(2 / (5 C)))", "Nguyen & Salazar 2019"),
-    ], figures=(GRADS, EARLY)),
+               "Glorot & Bengio 2010; Vaswani et al. 2017; Xiong et al. 2020",
+               traits={"embedding_std": lambda C: C ** -0.5}),
+        Choice("small", "every weight N(0, sqrt(2 / (5 C)))", "Nguyen & Salazar 2019",
+               traits={"embedding_std": lambda C: math.sqrt(2 / (5 * C))}),
+    ], figures=(GRADS, EARLY), traits={"embedding_std": lambda C: 0.02}),
     Axis("tie_weights", "whether the LM head shares the token embedding matrix", [
         Choice("true", "one (V, C) matrix for input and output", "Press & Wolf 2017"),
         Choice("false", "a separate LM head", ""),

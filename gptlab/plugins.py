@@ -53,7 +53,7 @@ def register(axis: str, name: str, options: dict[str, Any] | None = None) -> Cal
 
     `options` declares the component's own config keys with their defaults; the component reads them
     with `cfg.option(key)`. Axis facts other code needs are read from attributes of `obj` when present
-    (`gated = True` on an activation; `any_length = False` on a position scheme).
+    (`gated = True` on an activation; `embedding_std = staticmethod(lambda C: ...)` on an init).
     """
     from gptlab.config import BUILTIN_KEYS, KEY_SECTION
 

@@ -74,7 +74,7 @@ def test_final_norm_only_for_pre_norm():
 def test_sinusoidal_input_is_token_embedding_plus_table():
     m = model(pos_encoding="sinusoidal")
     idx = torch.randint(0, V, (1, 16))
-    torch.testing.assert_close(m.pos_emb(m.tok_emb(idx)), m.tok_emb(idx) * math.sqrt(32) + m.pos_emb.table[:16])
+    torch.testing.assert_close(m.pos_emb(m.tok_emb(idx)), m.tok_emb(idx) + m.pos_emb.table[:16])
     assert all("table" not in n for n, _ in m.named_parameters())
 
 

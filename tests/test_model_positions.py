@@ -16,10 +16,11 @@ def test_registry_covers_every_config_choice():
     assert set(POSITIONS.names()) == {"learned", "sinusoidal", "rope", "alibi", "none"}
 
 
-@pytest.mark.parametrize("T", [16, 40])  # 40 > block_size: the table is extended
-def test_sinusoidal_is_sqrt_c_times_the_token_embedding_plus_the_closed_form_table(T):
-    """Vaswani et al. 2017, sec. 3.4-3.5."""
-    cfg = tiny()
+@pytest.mark.parametrize("T,init,scale", [(16, "nanogpt", 0.02), (40, "nanogpt", 0.02),  # 40: extended
+                                           (16, "xavier", 32 ** -0.5), (16, "small", (2 / (5 * 32)) ** 0.5)])
+def test_sinusoidal_matches_closed_form(T, init, scale):
+    """Vaswani's table, times the token embedding's init std (the same signal ratio as the paper)."""
+    cfg = tiny(init=init)
     emb = SinusoidalEmbedding(cfg)
     assert list(emb.parameters()) == [] and "table" in dict(emb.named_buffers())
     d = cfg.n_embd
@@ -29,9 +30,9 @@ def test_sinusoidal_is_sqrt_c_times_the_token_embedding_plus_the_closed_form_tab
             angle = pos / 10000 ** (2 * i / d)
             want[pos, 2 * i] = math.sin(angle)
             want[pos, 2 * i + 1] = math.cos(angle)
-    torch.testing.assert_close(emb(torch.zeros(1, T, d))[0], want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(emb(torch.zeros(1, T, d))[0], scale * want, atol=1e-7, rtol=0)
     tokens = torch.randn(2, T, d)
-    torch.testing.assert_close(emb(tokens), tokens * math.sqrt(d) + want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(emb(tokens), tokens + scale * want, atol=1e-6, rtol=0)
 
 
 def test_learned_refuses_beyond_block_size():
