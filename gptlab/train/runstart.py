@@ -15,7 +15,7 @@ from typing import Any
 
 from gptlab.config import RunConfig, config_from_dict
 from gptlab.errors import UserError
-from gptlab.store import ENDED, RunStore, Status, StoreWriteError, signal_text
+from gptlab.store import ENDED, SUMMARY_FIELDS, RunStore, Status, StoreWriteError, signal_text
 from gptlab.store import layout
 
 
@@ -69,8 +69,8 @@ def record_failure(store: RunStore, error: str, *, with_traceback: bool = True) 
         previous = store.summary() or {}
     except UserError:
         previous = {}
-    summary = {"best_val_loss": None, "final_val_loss": None, "steps": 0, "wall_s": 0.0, "tokens_per_s": None,
-               "n_params": None, **previous, "status": Status.failed, "error": error}
+    summary = {**dict.fromkeys(SUMMARY_FIELDS), "steps": 0, "wall_s": 0.0, **previous, "status": Status.failed,
+               "error": error}
     try:
         if with_traceback:
             with open(store.log_path, "a", encoding="utf-8") as log:
