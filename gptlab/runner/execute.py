@@ -137,32 +137,43 @@ def _scalar(value: Any) -> str:
 
 class Study:
     def __init__(self, spec: Spec, jobs: list[Job], runs_root: Path, *, n_jobs: int, slots: list[str],
-                 wandb: str | None, fail_fast: bool, view) -> None:
+                 wandb: str | None, fail_fast: bool, view, pack: str | None = None) -> None:
         self.spec, self.jobs, self.runs_root = spec, jobs, runs_root
+        self.pack = pack  # seeds | auto: runs that qualify share one process as a stacked model (gptlab.pack)
         self.wandb, self.fail_fast, self.view = wandb, fail_fast, view
         self.pool = JobPool(n_jobs, slots)
 
     def execute(self) -> int:
         """Run every pending job; returns the exit code (0 all finished, 1 some failed, 130 interrupted)."""
         atomic_write_yaml(self.runs_root / self.spec.name / SPEC_COPY, self.spec.raw)
-        pending = [j for j in self.jobs if not j.action.startswith("skip")]
+        from gptlab.pack.jobs import PackJob, members_of, pack_argv, pack_jobs
+
+        pending = pack_jobs([j for j in self.jobs if not j.action.startswith("skip")], self.pack, self.pool.n_jobs)
         self.view.start(self.jobs)
 
         def next_job() -> tuple[Job, list[str]] | None:
             if not pending:
                 return None
             job = pending.pop(0)
+            if isinstance(job, PackJob):  # one process, several runs
+                return job, pack_argv(job, self.spec.name, self.runs_root, self.wandb)
             return job, train_command(job, self.spec, self.runs_root, self.wandb)
 
-        def on_end(job: Job, interrupted: bool) -> None:
-            job.result = settle(job.store, job.proc.returncode, interrupted=interrupted or self.pool.stopping,
-                                pid=job.proc.pid)
-            self.view.ended(job)
-            if self.fail_fast and not interrupted and job.status in UNSUCCESSFUL and not self.pool.stopping:
-                self.view.message(f"--fail-fast: stopping after {job.run.name} {job.status}")
-                self.pool.stop()
+        def on_start(job) -> None:  # noqa: ANN001
+            for member in members_of(job):
+                member.slot, member.started, member.proc = job.slot, job.started, job.proc
+                self.view.started(member)
 
-        interrupted = self.pool.run(next_job, on_end, on_start=self.view.started,
+        def on_end(pooled, interrupted: bool) -> None:  # noqa: ANN001 - a Job or a PackJob
+            for job in members_of(pooled):
+                job.result = settle(job.store, pooled.proc.returncode, interrupted=interrupted or self.pool.stopping,
+                                    pid=pooled.proc.pid if pooled is job else None)
+                self.view.ended(job)
+                if self.fail_fast and not interrupted and job.status in UNSUCCESSFUL and not self.pool.stopping:
+                    self.view.message(f"--fail-fast: stopping after {job.run.name} {job.status}")
+                    self.pool.stop()
+
+        interrupted = self.pool.run(next_job, on_end, on_start=on_start,
                                     on_tick=lambda active: self.view.refresh(self.jobs))
         if interrupted:
             self.view.message("interrupted: runs stopped (their checkpoints are kept; rerun to resume)")
