@@ -133,6 +133,11 @@ def test_a_dead_process_is_recorded_with_its_signal_step_and_a_hint(tmp_path):
     store.write_summary({"status": "finished", "steps": 30})
     store.log_path.write_text("== fresh at step 0 (pid 111)\n")
     assert settle(store, 0, pid=222)["elsewhere"] and not settle(store, 0, pid=111).get("elsewhere")
+    # a process that crashed before deciding anything (exit 1, no start line) on an unowned run: failed, said why
+    store.write_summary({"status": "running"})
+    store.stdout_path.write_text("Traceback (most recent call last):\nRuntimeError: no CUDA here\n")
+    result = settle(store, 1, pid=333)
+    assert result["status"] == Status.failed and not result.get("elsewhere") and "no CUDA" in result["error"]
     # a run another process owns now is never overwritten
     store.write_summary({"status": "running"})
     with store.locked():

@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from gptlab.store import RunLocked, RunStore, Status, StoreError, signal_text
+from gptlab.store import ENDED, RunLocked, RunStore, Status, StoreError, signal_text
 from gptlab.store.files import read_text
 from gptlab.store.layout import started_by
 
@@ -28,10 +28,12 @@ def settle(store: RunStore, code: int, *, pid: int | None = None, interrupted: b
         ran_here = pid is None or started_by(read_text(store.log_path) or "", pid)
     except StoreError as err:
         return {"status": Status.failed, "error": err.one_line()}
-    if not ran_here and code in (0, 1):  # it found the run taken or already ended by another process
-        if summary is None or summary["status"] == Status.running:
+    if not ran_here and code in (0, 1):  # it found the run taken, or ended, by another process
+        if summary is not None and summary["status"] in ENDED:
+            return {**summary, "elsewhere": True}
+        if store.is_locked():
             return dict(ELSEWHERE_RUNNING)
-        return {**summary, "elsewhere": True}
+        # neither: it crashed before it could decide (a traceback in stdout.log); recorded below
     last = last_line(store.stdout_path)
     if summary is not None and summary["status"] != Status.running:
         if code == 2 and summary["status"] != Status.finished:  # refused its input: the summary is older
