@@ -9,7 +9,6 @@ import errno
 import json
 import signal
 import time
-from types import SimpleNamespace
 
 import pytest
 import torch
