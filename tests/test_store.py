@@ -91,3 +91,23 @@ def test_lock_is_exclusive_across_processes(tmp_path):
         with pytest.raises(RunLocked):
             store.lock()
     assert not store.is_locked()
+
+
+def test_a_brief_probe_does_not_turn_a_run_away(tmp_path):
+    """is_locked() and a job pool's bookkeeping hold a run's lock for moments; a trainer starting then must
+    wait them out, not report the run as taken (it would then be trained by nobody)."""
+    import threading
+
+    from gptlab.store import RunLocked
+
+    store = RunStore(tmp_path / "r")
+    probe = store.lock()
+    threading.Timer(0.1, probe.close).start()
+    RunStore(store.dir).lock().close()  # waited ~0.1 s, then got it
+    held = store.lock()
+    try:
+        with pytest.raises(RunLocked):
+            RunStore(store.dir).lock(patience_s=0.2)
+        assert RunStore(store.dir).is_locked(patience_s=0.1)
+    finally:
+        held.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,9 @@ from gptlab.store import layout
 from gptlab.store.files import (MetricsRead, StoreError, read_metrics, read_summary, read_yaml_mapping, write_json,
                                 write_metrics, write_yaml, writing)
 from gptlab.store.layout import Status
+
+
+LOCK_PATIENCE_S = 0.5  # longer than any probe holds a run's lock, far shorter than a run
 
 
 class RunLocked(Exception):
@@ -93,15 +97,15 @@ class RunStore:
             return open(self.metrics_path, "a", encoding="utf-8", buffering=1)
 
     # ---- the lock ----
-    def lock(self) -> IO[str]:
-        """Hold an exclusive lock on this run for the life of the returned file; RunLocked if taken."""
+    def lock(self, patience_s: float = LOCK_PATIENCE_S) -> IO[str]:
+        """Hold an exclusive lock on this run for the life of the returned file; RunLocked if another
+        process keeps it for longer than `patience_s` (a probe or a job pool's bookkeeping holds it for
+        milliseconds, a training process for the whole run)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         handle = open(self.lock_path, "a+")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _flock(handle, patience_s):
             handle.close()
-            raise RunLocked(str(self.dir)) from None
+            raise RunLocked(str(self.dir))
         try:
             handle.seek(0)
             handle.truncate()
@@ -120,16 +124,28 @@ class RunStore:
         finally:
             handle.close()
 
-    def is_locked(self) -> bool:
+    def is_locked(self, patience_s: float = LOCK_PATIENCE_S) -> bool:
+        """Does another process own the run (hold its lock for longer than a probe would)?"""
         if not self.lock_path.exists():
             return False
         with open(self.lock_path, "a+") as handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _flock(handle, patience_s):
                 return True
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             return False
+
+
+def _flock(handle: IO[str], patience_s: float) -> bool:
+    """Take the exclusive lock, retrying for up to `patience_s`; False if it stayed taken."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
 
 def experiment_runs(exp_dir: str | Path) -> list[RunStore]:
