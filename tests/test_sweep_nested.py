@@ -62,8 +62,13 @@ def test_distributions_at_depth_and_bad_leaves(tmp_path: Path) -> None:
     assert load_sweep(path).config["parameters"]["lr"]["min"] == 1e-4
     path.write_text(yaml.safe_dump({"method": "grid", "parameters": {"model": {"parameters": {
         "n_layers": {"values": [1, 2]}}}}}))
-    out = cli("sweep", str(path), "--count", "1")
-    assert out.returncode == 2 and "n_layers" in out.stderr and "n_layer" in out.stderr
+    from typer.testing import CliRunner
+
+    from gptlab.cli.app import app
+
+    out = CliRunner().invoke(app, ["sweep", str(path), "--count", "1"])
+    assert out.exit_code == 2 and "n_layers" in out.stderr and "did you mean 'n_layer'" in out.stderr, out.output
+    assert "bayes.yaml:5: parameters.model.parameters.n_layers" in out.stderr and len(out.stderr.splitlines()) == 1
 
 
 def test_agent_overrides_read_every_form() -> None:
