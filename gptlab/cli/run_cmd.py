@@ -22,7 +22,7 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
         rerun: Annotated[Optional[choice(("failed", "all"))], typer.Option(help="Also rerun from scratch: failed (failed and diverged) "
                                                        "or all.")] = None,
         fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed run.")] = False,
-        pack: Annotated[str | None, typer.Option(
+        pack: Annotated[Optional[choice(("seeds", "auto"))], typer.Option(
             help="seeds: runs that differ only in seed train as one stacked model in one process; auto: also "
                  "runs that differ only in lr, min_lr, lr_schedule, warmup_steps, weight_decay, betas, grad_clip, "
                  "dropout.")] = None,
