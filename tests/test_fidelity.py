@@ -6,15 +6,18 @@ qualitative results hold and are stable over seeds.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
+from scipy import stats
 from torch import nn
 
-from gptlab.config import ModelConfig, build_config
+from gptlab.config import KEY_SECTION, ModelConfig, build_config, flatten_overrides
 from gptlab.dataset import load_data
 from gptlab.diagnostics.length import length_eval
 from gptlab.model import build_model
@@ -53,7 +56,9 @@ def input_signals(model: nn.Module, T: int) -> tuple[float, float]:
 @pytest.mark.parametrize("pos", ["learned", "sinusoidal"])
 def test_token_and_position_signals_have_comparable_scale_at_init(pos, init):
     """Vaswani et al.: sqrt(d) * E (entries of std 1) plus a table of RMS 1/sqrt(2): a ratio of about
-    0.7. Before the fix the table was 35x the token signal under nanoGPT's init."""
+    0.7; "comparable" here is within a factor of 3 either way. The unscaled table was 35x the token
+    signal under nanoGPT's init (std 0.02); sqrt(C) * E with that init leaves it 0.71 / (0.02 sqrt(C)),
+    4.4x at C=64."""
     token, position = input_signals(tiny_model(pos_encoding=pos, init=init), T=32)
     assert 1 / 3 < position / token < 3, (pos, init, token, position)
 
@@ -74,8 +79,6 @@ def linear_maps(model: nn.Module) -> dict[str, torch.Tensor]:
 def test_xavier_init_is_glorot_uniform_per_map():
     """Glorot & Bengio (2010): W ~ U(-a, a), a = sqrt(6 / (fan_in + fan_out)), q, k and v each a map of
     their own, no depth scaling; embeddings N(0, C^-1/2) (tensor2tensor); biases 0."""
-    from scipy import stats
-
     C = 64
     model = tiny_model(init="xavier", n_embd=C, n_layer=4, bias=True, tie_weights=False)
     for name, w in linear_maps(model).items():
@@ -91,8 +94,6 @@ def test_xavier_init_is_glorot_uniform_per_map():
 
 def test_small_init_is_normal_with_std_sqrt_2_over_5c():
     """Nguyen & Salazar (2019): every weight, embeddings included, N(0, sqrt(2 / (5C)))."""
-    from scipy import stats
-
     C = 64
     std = math.sqrt(2 / (5 * C))
     model = tiny_model(init="small", n_embd=C, n_layer=4)
@@ -231,49 +232,75 @@ def test_post_ln_gradients_grow_with_depth_under_xavier_and_pre_ln_do_not():
 
 # ---- trained: positions at a tiny CPU scale ---------------------------------------------------------
 
-# the smallest scale found where the papers' results hold over seeds: 2 layers, 32 wide, context 32
-TRAINED = {"n_layer": 2, "n_head": 4, "n_embd": 32, "block_size": 32, "batch_size": 16, "max_steps": 300,
-           "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 30, "eval_interval": 300, "eval_steps": 8,
-           "log_interval": 100, "dropout": 0.0, "device": "cpu", "wandb": "disabled", "diagnostics": "off"}
-SEEDS = (0, 1, 2)
+# The smallest scale found at which positions matter (learned beats `none` by 0.19 nats; at context 32,
+# 32 wide, or 400 steps, `none` is within 0.06 of learned and a comparison of positions says little):
+# 2 layers, 64 wide, context 64, 600 steps at lr 3e-3 (issue 16's CPU scale, 600 instead of 800
+# steps). About 10 s a run on one core; two seeds keep the file near 90 s.
+TRAINED = {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 64, "batch_size": 16, "max_steps": 600,
+           "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 60, "eval_interval": 600, "eval_steps": 8,
+           "log_interval": 200, "dropout": 0.0, "device": "cpu", "wandb": "disabled", "diagnostics": "off"}
+SEEDS = (0, 1)
+POSITIONS_STUDY = Path(__file__).resolve().parents[1] / "experiments" / "positions.yaml"
+
+
+def study_model_keys() -> dict:
+    """The model keys the shipped positions study fixes for every variant (init, norm, ...): the test
+    compares positions in the study's own setting."""
+    base = flatten_overrides(yaml.safe_load(POSITIONS_STUDY.read_text(encoding="utf-8")).get("base") or {})
+    return {k: v for k, v in base.items() if KEY_SECTION.get(k) == "model"}
 
 
 @pytest.fixture(scope="module")
 def position_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
-    """learned and sinusoidal over three seeds, alibi over two: finished run directories."""
+    """learned and sinusoidal over two seeds, none and alibi over one: finished run directories."""
     root = tmp_path_factory.mktemp("positions")
     runs: dict[str, list[Path]] = {}
-    for pos, seeds in (("learned", SEEDS), ("sinusoidal", SEEDS), ("alibi", SEEDS[:2])):
+    for pos, seeds in (("learned", SEEDS), ("sinusoidal", SEEDS), ("none", SEEDS[:1]), ("alibi", SEEDS[:1])):
         for seed in seeds:
-            summary = run_training(build_config({**TRAINED, "pos_encoding": pos, "seed": seed}), root,
-                                   RunMeta(experiment="pos", name=f"{pos}-seed{seed}"))
+            cfg = build_config({**TRAINED, **study_model_keys(), "pos_encoding": pos, "seed": seed})
+            summary = run_training(cfg, root, RunMeta(experiment="pos", name=f"{pos}-seed{seed}"))
             assert summary["status"] == "finished", summary
             runs.setdefault(pos, []).append(root / "pos" / f"{pos}-seed{seed}")
     return runs
 
 
 def final_loss(run_dir: Path) -> float:
-    import json
-
     return json.loads((run_dir / "summary.json").read_text())["final_val_loss"]
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+@pytest.mark.slow
+def test_positions_matter_at_this_scale(position_runs):
+    """The control: without it, "learned and sinusoidal are equal" could just mean "neither is used"."""
+    learned = [final_loss(d) for d in position_runs["learned"]]
+    none = final_loss(position_runs["none"][0])
+    assert none - mean(learned) > 0.1, (none, learned)
 
 
 @pytest.mark.slow
 def test_learned_and_sinusoidal_positions_end_within_the_margin(position_runs):
     """Vaswani et al., Table 3 row (E): learned and sinusoidal positions perform nearly identically.
-    Margin 0.1 nats on the mean over 3 seeds; measured: sinusoidal 0.03 nats better. Before the table was
-    put on the token embedding's scale it was 0.8 nats worse at this scale."""
+
+    Margin: 0.05 nats between the means over the seeds, a quarter of what positions are worth at this
+    scale. Trained in the positions study's own setting (the model keys experiments/positions.yaml fixes:
+    init=xavier, the paper's). Measured (final val loss, seeds 0 / 1): learned 2.185 / 2.197, sinusoidal
+    2.182 / 2.175, none 2.384. Under init=nanogpt the fixed table is outgrown by the token embedding at
+    these learning rates: sinusoidal was no better than none (table at the init std) or 0.08 behind
+    learned (sqrt(C) * E + PE)."""
     learned = [final_loss(d) for d in position_runs["learned"]]
     sinusoidal = [final_loss(d) for d in position_runs["sinusoidal"]]
-    assert max(learned + sinusoidal) < math.log(V) - 1.0  # both really trained
-    assert abs(sum(sinusoidal) / len(sinusoidal) - sum(learned) / len(learned)) < 0.1, (learned, sinusoidal)
+    assert abs(mean(sinusoidal) - mean(learned)) < 0.05, (study_model_keys(), learned, sinusoidal)
 
 
 @pytest.mark.slow
 def test_alibi_extrapolates_to_4x_context_and_sinusoidal_does_not(position_runs):
     """Press et al.: ALiBi's loss at 4x the trained context stays at (or below) its trained-context loss;
-    sinusoidal positions get worse. Margins: alibi rises less than 0.02 nats (measured -0.004 to -0.015),
-    sinusoidal more than 0.03 on average (measured +0.053 to +0.065), gptlab eval's own length tool."""
+    sinusoidal positions get worse. Margins: alibi rises less than 0.02 nats, sinusoidal more than 0.05 on
+    average, measured with `gptlab eval`'s own length tool. Measured: alibi 2.117 -> 2.125 (init=nanogpt),
+    sinusoidal +0.53 / +0.65 (init=xavier, seeds 0 / 1)."""
     T = TRAINED["block_size"]
 
     def rise(run_dir: Path) -> float:
@@ -284,4 +311,4 @@ def test_alibi_extrapolates_to_4x_context_and_sinusoidal_does_not(position_runs)
     alibi = [rise(d) for d in position_runs["alibi"]]
     sinusoidal = [rise(d) for d in position_runs["sinusoidal"]]
     assert max(alibi) < 0.02, alibi
-    assert sum(sinusoidal) / len(sinusoidal) > 0.03 and min(sinusoidal) > max(alibi), (sinusoidal, alibi)
+    assert mean(sinusoidal) > 0.05 and min(sinusoidal) > max(alibi), (sinusoidal, alibi)
