@@ -92,10 +92,20 @@ def matched_pairs(params: dict[str, float], varying: list[str], label_config: pd
             if _ratio(params[a], params[b]) <= MATCHED_TOL and shape(a) != shape(b)]
 
 
+def n_sizes(values: np.ndarray) -> int:
+    """Distinct sizes among positive values, those within SIZE_TOL of the previous one counting as one
+    (a LayerNorm's few hundred weights do not make another model size)."""
+    ordered = np.sort(values[values > 0])
+    if not len(ordered):
+        return 0
+    return 1 + int((ordered[1:] / ordered[:-1] - 1 > SIZE_TOL).sum())
+
+
 def power_law(frame: pd.DataFrame, x: str) -> dict[str, float] | None:
     """Fit log(value) = log(a) + b log(x) on finished runs; None below 3 distinct sizes."""
     ok = frame[(frame["status"] == "finished") & (frame["value"] > 0) & (frame[x] > 0)].dropna(subset=["value", x])
-    if ok[x].round(-1).nunique() < 3:
+    sizes = n_sizes(ok[x].to_numpy(float))
+    if sizes < 3:
         return None
     import statsmodels.api as sm
 
@@ -103,7 +113,7 @@ def power_law(frame: pd.DataFrame, x: str) -> dict[str, float] | None:
     fit = sm.OLS(np.log(ok["value"].to_numpy(float)), X).fit()
     lo, hi = (float(v) for v in fit.conf_int(0.05)[1])
     return {"a": float(math.exp(fit.params[0])), "b": float(fit.params[1]), "b_low": lo, "b_high": hi,
-            "r2": float(fit.rsquared), "n": int(len(ok)), "sizes": int(ok[x].round(-1).nunique())}
+            "r2": float(fit.rsquared), "n": int(len(ok)), "sizes": sizes}
 
 
 def count(n: float) -> str:
