@@ -96,8 +96,11 @@ def test_device_sampling_on_and_off_train_alike():
     on, off = train_step(device="cuda", device_sampling=True), train_step(device="cuda", device_sampling=False)
     assert on.sampler.generator.device.type == "cuda" and off.sampler.generator.device.type == "cpu"
     a, b = [on(1e-2).item() for _ in range(20)], [off(1e-2).item() for _ in range(20)]
-    assert a[0] == pytest.approx(b[0], abs=0.05)   # other batches, the same model at init
-    assert a[-1] < a[0] - 0.5 and b[-1] < b[0] - 0.5 and a[-1] == pytest.approx(b[-1], abs=0.15)
+    # other batches, so not the same numbers: the same model at init, and the same descent. On CPU, four
+    # sampler seeds give first losses within 0.011 and last-5-step means within 0.1 of each other.
+    assert a[0] == pytest.approx(b[0], abs=0.05)
+    end_a, end_b = sum(a[-5:]) / 5, sum(b[-5:]) / 5
+    assert end_a < a[0] - 0.5 and end_b < b[0] - 0.5 and end_a == pytest.approx(end_b, abs=0.2)
 
 
 @pytest.mark.skipif(not CUDA, reason="on CPU, device_sampling=true and false both draw from the same CPU "
