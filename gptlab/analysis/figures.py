@@ -174,6 +174,7 @@ def _curves(ctx: FigureContext, x: str) -> tuple[Figure, str] | None:
         limits = finite_limits(ok[metric]) or _broken_limits(data, metric)
         if limits:
             ax.set_ylim(*limits)
+            _no_learning_levels(ax, ctx.runs, limits)
         if ctx.options.get("log_x"):
             ax.set_xscale("symlog", linthresh=10 if x == "step" else 1e4)
         ax.set_xlabel("step" if x == "step" else "training tokens seen")
@@ -183,8 +184,22 @@ def _curves(ctx: FigureContext, x: str) -> tuple[Figure, str] | None:
     fig.tight_layout()
     if x == "tokens":
         return fig, ("Learning curves against training tokens seen (steps x batch_size x block_size x "
-                     "grad_accum): mean over seeds, shaded min-max band; dotted runs broke.")
-    return fig, "Learning curves: mean over seeds, shaded min-max band; dotted runs broke."
+                     "grad_accum): mean over seeds, shaded min-max band; dotted runs broke; grey dotted: no learning.")
+    return fig, ("Learning curves: mean over seeds, shaded min-max band; dotted runs broke; grey dotted: "
+                 "ln(vocab) and the unigram entropy of the data (no learning).")
+
+
+def _no_learning_levels(ax: Any, runs: pd.DataFrame, limits: tuple[float, float]) -> None:
+    """Dotted lines at ln(vocab) and the data's unigram entropy: a curve stuck there learned nothing."""
+    from gptlab.analysis.health import floors
+
+    if not len(runs):
+        return
+    for name, level in floors(runs.iloc[0]).items():
+        if limits[0] <= level <= limits[1]:
+            ax.axhline(level, color="grey", lw=0.8, ls=":", zorder=1)
+            ax.annotate(name, (1.0, level), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                        fontsize=6, color="grey")
 
 
 def _broken_limits(data: pd.DataFrame, metric: str) -> tuple[float, float] | None:
