@@ -40,7 +40,21 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for seed in range(2):
             write_run(root, "act", f"{variant}-seed{seed}", best=2.0 + 0.01 * seed, variant=variant, seed=seed,
                       overrides={"activation": variant}, n_params=n_params)
+    write_spec(root, "shape", {"variants": {"deep": {"n_layer": 8, "n_embd": 64}, "wide": {"n_layer": 2, "n_embd": 128}},
+                               "seeds": [0, 1]})
+    for variant, (n_layer, n_embd, n_params) in (("deep", (8, 64, 1_000_000)), ("wide", (2, 128, 1_030_000))):
+        for seed in range(2):
+            write_run(root, "shape", f"{variant}-seed{seed}", best=2.0 + 0.01 * seed, variant=variant, seed=seed,
+                      overrides={"n_layer": n_layer, "n_embd": n_embd, "n_head": 2}, n_params=n_params)
     return root
+
+
+def test_a_shape_study_at_matched_parameters_says_so(store: Path) -> None:
+    analysis = analyze(load_store(store), "shape")
+    lines = compute_findings(analysis.store.runs, analysis.design.labels, "val/loss", analysis.design.varying,
+                             analysis.design.label_config)
+    assert lines == ["All variants are matched in parameters (1.00M to 1.03M, within 3.0%) although their shapes "
+                     "differ: every comparison here is at matched parameters (results table, params column)."]
 
 
 def test_power_law_matches_numpy_log_log_fit(store: Path) -> None:

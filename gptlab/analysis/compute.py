@@ -128,6 +128,11 @@ def compute_findings(runs: pd.DataFrame, labels: list[str], metric: str, varying
     warning = size_warning(params, varying, label_config)
     if warning:
         out.append(warning.removesuffix(".") + " (results table, params column).")
+    values = list(params.values())
+    if SIZE_KEYS & set(varying) and len(values) >= 2 and _ratio(max(values), min(values)) <= MATCHED_TOL:
+        out.append(f"All variants are matched in parameters ({count(min(values))} to {count(max(values))}, "
+                   f"within {_ratio(max(values), min(values)):.1%}) although their shapes differ: every "
+                   "comparison here is at matched parameters (results table, params column).")
     if differs_in_size(params, varying):
         frame = compute_frame(runs)
         for x, name in (("n_params", "parameters N"), ("flops", "training FLOPs C (6ND)")):
