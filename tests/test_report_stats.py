@@ -69,8 +69,8 @@ def test_planted_effects_and_statuses(analysis) -> None:
     assert ": inconclusive: these seeds detect a difference of" in rope
     alibi = next(t for t in text if t.startswith("alibi has"))
     assert "no uncertainty can be given" in alibi and "95% CI" not in alibi
-    assert "post_ln diverged in 3 of 3 seeds." in text
-    assert "none failed in 1 of 1 seeds (first error: RuntimeError: boom)." in text
+    assert "Status (results table): post_ln diverged in 3 of 3 seeds." in text
+    assert "Status (results table): none failed in 1 of 1 seeds (first error: RuntimeError: boom)." in text
     assert text[0].startswith("Health: post_ln diverged")  # health problems lead
     assert headline(analysis.table, analysis.compare).startswith("No variant beats learned")
 

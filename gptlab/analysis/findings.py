@@ -82,9 +82,9 @@ def comparison(row: Any, base: Any, compare: Criterion) -> str:
     """One sentence comparing a label's row of the table with its baseline's row."""
     label, base_label, metric = row["variant"], base["variant"], compare.metric
     if row["n"] == 0:
-        return f"{label} has no finished runs, so it cannot be compared with {base_label}."
+        return f"{label} has no finished runs, so it cannot be compared with {base_label} (results table)."
     if base["n"] == 0:
-        return f"{label} cannot be compared: the baseline {base_label} has no finished runs."
+        return f"{label} cannot be compared: the baseline {base_label} has no finished runs (results table)."
     diff = row["diff"]
     places = max(decimals(diff, row["diff_ci_low"], row["diff_ci_high"]), decimals(diff))
     if diff == 0:
@@ -110,7 +110,7 @@ def status_sentences(row: Any) -> list[str]:
             if isinstance(error, str) and error:  # the first error says why, in one short line
                 first = error.strip().splitlines()[0] if error.strip() else ""
                 text += f" (first error: {first[:120]})" if first else ""
-            out.append(text + ".")
+            out.append(f"Status (results table): {text}.")
     return out
 
 
@@ -136,7 +136,7 @@ def health_sentences(table: pd.DataFrame) -> list[str]:
 def spread_sentence(row: Any, compare: Criterion) -> str:
     """The mean of one label, for experiments with nothing to compare against."""
     if row["n"] == 0:
-        return f"{row['variant']} has no finished runs."
+        return f"{row['variant']} has no finished runs (results table)."
     places = decimals(row["mean"])
     if math.isnan(row["ci_low"]):
         return (f"{row['variant']} reaches {compare.metric} {fmt(row['mean'], places)} "
