@@ -32,6 +32,10 @@ def test_real_study_report_has_samples(tmp_path: Path) -> None:
     assert f"**learned** (run {best}):" in samples
     text = re.search(r"```text\n(.*?)\n```", samples, re.S).group(1)
     assert len(text) >= 250 and "temperature 0.8, top-k 40" in samples
+    generated = cli("generate", str(runs / "tiny" / best), "--prompt", "\n", "--max-new-tokens", "300",
+                    "--temperature", "0.8", "--top-k", "40", "--seed", "0", "--device", "cpu")
+    assert generated.returncode == 0, generated.stderr
+    assert generated.stdout.rstrip("\n") == text.rstrip("\n")  # the same text as `gptlab generate` (prompt first)
     assert re.search(r"\*\*rope\*\* \(run rope-seed\d\):\n\nNo checkpoint\.", samples)
     assert "equivalent" in md or "inconclusive" in md or "significantly" in md
     first = md
