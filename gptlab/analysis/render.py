@@ -111,7 +111,8 @@ def _method(doc: ReportDoc) -> str:
     """How the numbers were made, in one paragraph (markdown emphasis on metric and baseline)."""
     c = doc.compare
     margin = doc.table["margin"].dropna()
-    margin_text = f"±{margin.iloc[0]:g}" if len(margin) else (f"±{c.margin:g}" if c.margin is not None else "")
+    margin_text = f"±{margin.iloc[0]:g}" if len(margin) else (
+        f"±{c.margin:g}" if c.margin is not None else "±0.02" if c.is_loss else "±2% of the baseline")
     return (f"Compared: **{c.metric}** ({c.goal}, best value over each run), baseline: **{doc.baseline}**. "
             "Only finished runs enter the statistics; intervals are 95% t-intervals (unadjusted), differences use "
             f"Welch's t-test, equivalence two one-sided tests (TOST) at the margin {margin_text}. {doc.tests}").strip()
