@@ -150,3 +150,25 @@ def test_keys_that_always_change_together_are_one_factor() -> None:
     assert factors.levels == {"norm_placement+warmup_steps": ["post 1000", "pre 100"], "lr": ["0.01", "0.001"]}
     assert factors.crossed() and factors.one_apart("pre-1", "post-1") and not factors.one_apart("pre-1", "post-2")
     assert factors.cells["post-1"] == ("post 1000", "0.001")
+
+
+def test_one_seed_per_cell_drops_the_highest_interaction(tmp_path: Path) -> None:
+    """2 x 2 x 2 with one seed each: the full model would fit exactly, so the 3-way term is left out and said."""
+    variants = {f"r{int(r)}_{n}_{d}": {"residual": r, "norm": n, "n_layer": d}
+                for r in (True, False) for n in ("layernorm", "none") for d in (1, 2)}
+    write_spec(tmp_path, "one", {"variants": variants, "seeds": [0], "compare": {"baseline": "r1_layernorm_1"}})
+    rows = []
+    for i, (name, keys) in enumerate(variants.items()):
+        value = 2.0 + 0.5 * (not keys["residual"]) + 0.3 * (keys["norm"] == "none") + 0.01 * ((i * 7) % 5)
+        write_run(tmp_path, "one", f"{name}-seed0", best=value, variant=name, overrides=keys)
+        rows.append({"residual": str(keys["residual"]).lower(), "norm": keys["norm"], "n_layer": str(keys["n_layer"]), "y": value})
+    analysis = analyze(load_store(tmp_path), "one")
+    fit = smf.ols("y ~ (C(n_layer, Sum) + C(norm, Sum) + C(residual, Sum))**2", pd.DataFrame(rows)).fit()
+    terms = list(analysis.effects.loc[analysis.effects["kind"] != "simple", "term"])
+    assert terms == ["n_layer", "norm", "residual", "n_layer:norm", "n_layer:residual", "norm:residual"]
+    main = analysis.effects.set_index("term").loc["residual"]
+    main = main[main["kind"] == "main"].iloc[0]
+    assert main["estimate"] == pytest.approx(2 * fit.params["C(residual, Sum)[S.false]"], abs=1e-12)  # false - mean, twice
+    assert main["p_value"] == pytest.approx(fit.pvalues["C(residual, Sum)[S.false]"], rel=1e-6)
+    assert ("Interactions of more than 2 factors not estimated (seeds leave no residual degrees of freedom)."
+            in analysis.design_notes)
