@@ -28,12 +28,13 @@ def settle(store: RunStore, code: int, *, pid: int | None = None, interrupted: b
         ran_here = pid is None or started_by(read_text(store.log_path) or "", pid)
     except StoreError as err:
         return {"status": Status.failed, "error": err.one_line()}
-    if not ran_here and code in (0, 1):  # it found the run taken, or ended, by another process
-        if summary is not None and summary["status"] in ENDED:
-            return {**summary, "elsewhere": True}
-        if store.is_locked():
-            return dict(ELSEWHERE_RUNNING)
-        # neither: it crashed before it could decide (a traceback in stdout.log); recorded below
+    # exit 0/1 without a start line: it found the run taken, or ended, by another process, or it crashed
+    # before it could decide (a traceback in stdout.log), which is recorded below
+    elsewhere = not ran_here and code in (0, 1)
+    if elsewhere and summary is not None and summary["status"] in ENDED:
+        return {**summary, "elsewhere": True}
+    if elsewhere and store.is_locked():
+        return dict(ELSEWHERE_RUNNING)
     last = last_line(store.stdout_path)
     if summary is not None and summary["status"] != Status.running:
         if code == 2 and summary["status"] != Status.finished:  # refused its input: the summary is older
@@ -42,8 +43,8 @@ def settle(store: RunStore, code: int, *, pid: int | None = None, interrupted: b
     try:
         with store.locked():
             summary = store.summary()
-            if summary is not None and summary["status"] != Status.running:
-                return summary  # it recorded its own end after all
+            if summary is not None and summary["status"] != Status.running:  # it ended meanwhile
+                return {**summary, "elsewhere": True} if elsewhere and summary["status"] in ENDED else summary
             verdict = _verdict(store, code, interrupted, last)
             store.write_summary({**(summary or {}), **verdict})
             return {**(summary or {}), **verdict}
