@@ -2,8 +2,8 @@
 
 Warm-up steps (compilation, allocator, caches) are excluded from the step times and reported apart;
 each timed step ends with a device sync so step times are wall times of finished work. Steps run as in
-training, diagnostics on log steps included. `in_fresh_process` times one row in a new Python process,
-so one row's compiled graphs, caches and allocator state never carry into the next.
+training, diagnostics on log steps included. `measure_row` times a row that compiles in a new Python
+process (`in_fresh_process`), so one row's compiled graphs and caches never carry into the next.
 """
 from __future__ import annotations
 
@@ -62,6 +62,17 @@ def _timing(label: str, times: list[float], tokens_per_step: int, model, runtime
         graphs = int(counters["stats"]["unique_graphs"])
     return Timing(label, median * 1e3, min(times) * 1e3, max(times) * 1e3, tokens_per_step / median,
                   mfu, peak_memory_mb(runtime.device), loss, statistics.median(cpu_times) * 1e3, warmup_s, graphs)
+
+
+def measure_row(kind: str, cfg: RunConfig, label: str, steps: int, warmup: int) -> Timing:
+    """One bench row in fresh state. A row that compiles runs in a new process, so its graphs and caches
+    never reach another row; an eager row runs here (this process never compiles, so there is nothing
+    to leak), which saves a torch start-up per row."""
+    if kind == "train_step" and resolve_runtime(cfg.train).compile:
+        return in_fresh_process(kind, cfg, label, steps, warmup)
+    if kind == "train_step":
+        return time_train_step(cfg, label, steps, warmup)
+    return time_eager_loop(cfg, steps, warmup)
 
 
 def in_fresh_process(kind: str, cfg: RunConfig, label: str, steps: int, warmup: int) -> Timing:

@@ -32,7 +32,7 @@ def bench(ctx: typer.Context,
           ) -> None:
     """Benchmark the training step of a config (default: the baby GPT) on this machine."""
     from gptlab.bench.features import feature_variants
-    from gptlab.bench.measure import in_fresh_process
+    from gptlab.bench.measure import measure_row
 
     if steps < 1 or warmup < 0:
         raise UserError("--steps must be >= 1 and --warmup >= 0", fix="e.g. --steps 50 --warmup 10")
@@ -43,17 +43,17 @@ def bench(ctx: typer.Context,
 
         run_pack_bench(flat, pack_seeds, pack_repeats, _machine(), out)
         return
-    # every row in a new process: one row's compiled graphs and caches never carry into the next
-    timings = [in_fresh_process("train_step", cfg, "gptlab (all features as configured)", steps, warmup)]
+    # rows that compile run in a new process: one row's graphs and caches never carry into the next
+    timings = [measure_row("train_step", cfg, "gptlab (all features as configured)", steps, warmup)]
     skipped = []
     if features:
         for name, off_cfg in feature_variants(cfg):
             if off_cfg is None:
                 skipped.append(name)
             else:
-                timings.append(in_fresh_process("train_step", off_cfg, f"{name} off", steps, warmup))
+                timings.append(measure_row("train_step", off_cfg, f"{name} off", steps, warmup))
     if eager:
-        timings.append(in_fresh_process("eager_loop", cfg, "plain eager loop", steps, warmup))
+        timings.append(measure_row("eager_loop", cfg, "plain eager loop", steps, warmup))
     report = {"machine": _machine(), "config": flat, "steps": steps, "warmup": warmup,
               "results": [t.as_dict() for t in timings], "features_off_on_this_device": skipped}
     _print_table(timings)
