@@ -154,7 +154,7 @@ def test_equivalent_and_inconclusive_with_the_same_difference(tmp_path: Path) ->
         assert TTestIndPower().power(row["mde"] / sd, len(a), 0.05) == pytest.approx(0.8, abs=1e-6)
         sentence = next(t for t in findings(analyze(store, name).table, Criterion()) if t.startswith("other has"))
         if equivalent:
-            assert ": equivalent within ±0.02 (figure" in sentence
+            assert f": equivalent within ±0.02 (TOST, adjusted p={adj[1]:.2g}) (figure" in sentence
         else:
             assert ": inconclusive: these seeds detect a difference of" in sentence
             assert f"about {int(row['seeds_needed'])} seeds per variant would show equivalence" in sentence

@@ -66,8 +66,9 @@ def adjust_family(table: pd.DataFrame, effects: pd.DataFrame, method: str) -> Fa
         e_adj = [get(_key(i, r)) for i, r in effects.iterrows()]
         effects["p_adjusted"] = e_adj
         effects["significant"] = [_decide(p, True) for p in e_adj]
-        effects["equivalent"] = [_decide(get(("tost", *r["pair"])), True) if r["kind"] in PAIR_KINDS else None
-                                 for _, r in effects.iterrows()]
+        e_eq = [get(("tost", *r["pair"])) if r["kind"] in PAIR_KINDS else math.nan for _, r in effects.iterrows()]
+        effects["p_tost_adjusted"] = e_eq
+        effects["equivalent"] = [_decide(p, r["kind"] in PAIR_KINDS) for p, (_, r) in zip(e_eq, effects.iterrows())]
     kinds = [k[0] for k in tested]
     return Family(method, kinds.count("pair"), kinds.count("tost"), kinds.count("model"))
 

@@ -65,7 +65,7 @@ def verdict(row: Any, compare: Criterion) -> str:
         return f"significantly {'better' if better else 'worse'}"
     margin = f"{row['margin']:g}"
     if row["equivalent"]:
-        return f"equivalent within ±{margin}"
+        return f"equivalent within ±{margin} (TOST, {fmt_padj(row['p_tost_adjusted'])})"
     places = decimals(row["mde"], row["diff"])
     text = "inconclusive"
     if math.isfinite(row["mde"]):
