@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from gptlab.analysis.compute import count
 from gptlab.analysis.figures import FigureFile
 from gptlab.analysis.findings import decimals, fmt, fmt_p
 from gptlab.analysis.samples import Sample
@@ -67,7 +68,7 @@ def results_rows(doc: ReportDoc) -> tuple[list[str], list[list[str]]]:
         p = "" if math.isnan(r["p_value"]) else fmt_p(r["p_value"]).removeprefix("p=")
         p_adj = "" if math.isnan(r["p_adjusted"]) else fmt_p(r["p_adjusted"]).removeprefix("p=")
         status = ", ".join(f"{int(r[f'n_{s}'])} {s}" for s in _STATUS_ORDER if r[f"n_{s}"])
-        params = "" if math.isnan(r["n_params"]) else _count(r["n_params"])
+        params = "" if math.isnan(r["n_params"]) else count(r["n_params"])
         speed = "" if math.isnan(r["tokens_per_s"]) else f"{r['tokens_per_s']:,.0f}"
         rows.append([str(r["variant"]), f"{r['n']}/{r['n_runs']}", mean, diff, p, p_adj, verdict,
                      str(r.get("health", "")), status, params, speed])
@@ -120,10 +121,6 @@ def _method(doc: ReportDoc) -> str:
 
 def _sample_block(text: str) -> list[str]:
     return ["```text", *text.replace("```", "` ` `").splitlines(), "```"]
-
-
-def _count(n: float) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k" if n >= 1e3 else f"{n:.0f}"
 
 
 def _value(v: Any) -> str:
