@@ -282,19 +282,6 @@ def _member_losses(logits: torch.Tensor, targets: torch.Tensor, M: int) -> torch
 
 def _member_state_dict(member: Member, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Member's model state_dict with its slice of the pack's weights (tied names share one tensor)."""
-    model = member.model
-    out = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        out[name] = weights[_first_name(model, name)]
-    for name, b in model.named_buffers():
-        out[name] = b
-    return {k: v for k, v in out.items() if k in model.state_dict()}
-
-
-def _first_name(model: torch.nn.Module, name: str) -> str:
-    cache = model.__dict__.setdefault("_pack_first_names", None)
-    if cache is None:
-        first = {id(p): n for n, p in model.named_parameters()}
-        cache = {n: first[id(p)] for n, p in model.named_parameters(remove_duplicate=False)}
-        model.__dict__["_pack_first_names"] = cache
-    return cache[name]
+    own = member.model.state_dict()
+    return {name: weights[member.first_name[name]] if name in member.first_name else tensor
+            for name, tensor in own.items()}  # buffers (none persistent today) kept as built

@@ -63,6 +63,8 @@ class Member:
                                     runtime.device_sampling)
         self.n_params = self.model.num_params()
         names = {id(p): n for n, p in self.model.named_parameters()}
+        # every parameter name (tied ones too) -> the name its tensor is stacked under
+        self.first_name = {n: names[id(p)] for n, p in self.model.named_parameters(remove_duplicate=False)}
         self.opt_order = [names[id(p)] for group in self.opt.param_groups for p in group["params"]]
         self.resumed = self.store.checkpoint_path.exists()
 
