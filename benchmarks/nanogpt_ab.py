@@ -87,6 +87,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], help="extra gptlab overrides (key=value)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="shorten both runs to this many steps (one eval at the end): a per-step comparison "
+                             "when the full recipe would take too long, not the recipe itself")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -95,6 +98,13 @@ def main() -> None:
     from gptlab.train.loading import load_run
 
     val = load_data(build_config({}).data, 64).val
+    nanogpt_args, gptlab_args = list(NANOGPT_ARGS), list(GPTLAB_ARGS)
+    if args.steps:
+        n = args.steps
+        nanogpt_args += [f"--max_iters={n}", f"--lr_decay_iters={n}", f"--eval_interval={n}"]
+        gptlab_args += [f"max_steps={n}", f"eval_interval={n}"]
+    # the same thread count for both; anything else each program decides for itself (gptlab's CLI sets
+    # OMP_WAIT_POLICY=PASSIVE unless it is set here)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "WANDB_MODE": "disabled"}
     rows = []
@@ -105,12 +115,12 @@ def main() -> None:
             for who in order:
                 if who == "nanogpt":
                     out_dir = tmp / f"nano{rep}"
-                    cmd = [sys.executable, "train.py", *NANOGPT_ARGS, f"--out_dir={out_dir}",
+                    cmd = [sys.executable, "train.py", *nanogpt_args, f"--out_dir={out_dir}",
                            "--always_save_checkpoint=True"]
                     wall, cpu = run_timed(cmd, args.nanogpt, env, tmp / f"nano{rep}.log")
                     loss = yardstick(nanogpt_model(args.nanogpt, out_dir / "ckpt.pt"), val)
                 else:
-                    cmd = [sys.executable, "-m", "gptlab", "train", *GPTLAB_ARGS, *args.set, "--runs", str(tmp),
+                    cmd = [sys.executable, "-m", "gptlab", "train", *gptlab_args, *args.set, "--runs", str(tmp),
                            "--name", f"ab{rep}", "--wandb", "disabled"]
                     wall, cpu = run_timed(cmd, Path.cwd(), env, tmp / f"gptlab{rep}.log")
                     loss = yardstick(load_run(tmp / "adhoc" / f"ab{rep}").model, val)
@@ -126,8 +136,8 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": args.threads, "load_avg_at_end": os.getloadavg()},
-        "nanogpt_cmd": "python train.py " + " ".join(NANOGPT_ARGS) + " --always_save_checkpoint=True",
-        "gptlab_cmd": "gptlab train " + " ".join(GPTLAB_ARGS + args.set) + " --wandb disabled",
+        "nanogpt_cmd": "python train.py " + " ".join(nanogpt_args) + " --always_save_checkpoint=True",
+        "gptlab_cmd": "gptlab train " + " ".join(gptlab_args + args.set) + " --wandb disabled",
         "rows": rows,
         "median_wall_s": {k: statistics.median(v) for k, v in walls.items()},
         "ratio_of_medians": round(statistics.median(walls["gptlab"]) / statistics.median(walls["nanogpt"]), 3),
