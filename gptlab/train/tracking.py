@@ -124,7 +124,8 @@ class Tracker:
             # the agent's sweep parameters (flat `n_layer`) land in the config beside our sectioned copy
             if self.concurrent:
                 kwargs["reinit"] = "create_new"
-            self.run = wandb.init(**kwargs, settings=wandb.Settings(silent=True, console="off"))
+            # a generous start-up timeout: W&B's service starts slowly on a loaded node (default 90 s)
+            self.run = wandb.init(**kwargs, settings=wandb.Settings(silent=True, console="off", init_timeout=300))
             self._define_metrics()
             if in_sweep_agent():
                 self._keep_sections(config)
