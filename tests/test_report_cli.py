@@ -50,6 +50,7 @@ def test_unknown_experiment_and_empty_store(store: Path) -> None:
     assert result.exit_code == 2 and "no runs found" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_log_x_changes_only_the_learning_curves(store: Path) -> None:
     """The same store reported twice gives byte-identical figures; --log-x changes the learning curves."""
     def figures(out: str, *extra: str) -> dict[str, bytes]:
