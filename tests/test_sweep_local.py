@@ -44,7 +44,7 @@ def test_grid_sweep_runs_every_point_once(tmp_path: Path):
     assert all(r["summary"]["status"] == "finished" and r["summary"]["steps"] == 20 for r in runs.values())
     assert {(r["config"]["model"]["n_layer"], r["config"]["train"]["seed"]) for r in runs.values()} == {
         (1, 0), (1, 1), (2, 0), (2, 1)}
-    assert proc.stdout.count("started") == 4 and "best: " in proc.stdout  # the final table
+    assert proc.stdout.count(" starting ") == 4 and "best: " in proc.stdout  # the job view, the final lines
 
     again = gptlab("sweep", str(sweep), "--wandb", "disabled", *sets, cwd=tmp_path)  # nothing left to run
     assert again.returncode == 0 and "no runs started" in again.stdout

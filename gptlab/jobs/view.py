@@ -29,6 +29,8 @@ def _summary(job) -> dict[str, Any]:  # noqa: ANN001
 
 def shown_status(job) -> str:  # noqa: ANN001
     """The job's status as a person reads it: 'finished elsewhere', 'running elsewhere', ..."""
+    if job.result.get("stopped"):  # a sweep's hyperband stop: a result, not a failure
+        return "stopped early"
     return f"{job.status} elsewhere" if job.result.get("elsewhere") else str(job.status)
 
 
@@ -48,24 +50,33 @@ class PlainView:
 
     def start(self, jobs) -> None:  # noqa: ANN001
         todo = sum(not j.action.startswith("skip") for j in jobs)
-        self.total = len(jobs)
+        self.begin(len(jobs), f"{todo} of {len(jobs)} runs to execute ({len(jobs) - todo} skipped: finished, "
+                              f"failed, damaged or elsewhere)")
         self.done = len(jobs) - todo
-        self._print(f"{todo} of {len(jobs)} runs to execute ({self.done} skipped: finished, failed, damaged or "
-                    f"elsewhere)")
         for job in jobs:
             if job.action == "skip-damaged":
                 self._print(f"  skipped {job.name}: {job.result.get('error')}")
 
+    def begin(self, total: int | None, heading: str) -> None:
+        """Open the view; total None: jobs keep coming until the caller runs out (a sweep's engine)."""
+        self.total, self.done = total, 0
+        self._print(heading)
+
+    def _progress(self) -> str:
+        return f"[{self.done}/{self.total}]" if self.total else f"[{self.done}]"
+
     def started(self, job) -> None:  # noqa: ANN001
         verb = {"resume": "resuming", "fresh": "restarting", "restart": "restarting"}.get(job.action, "starting")
-        self._print(f"[{self.done}/{self.total}] {verb} {job.name} on {job.slot}")
+        self._print(f"{self._progress()} {verb} {job.name} on {job.slot}")
 
     def ended(self, job) -> None:  # noqa: ANN001
         self.done += 1
         status = job.status
-        line = f"[{self.done}/{self.total}] {shown_status(job)} {job.name} | best val {_best(job)} | " \
+        line = f"{self._progress()} {shown_status(job)} {job.name} | best val {_best(job)} | " \
                f"{fmt_duration(time.time() - job.started)}"
-        if status in UNSUCCESSFUL or job.result.get("error") and status == Status.interrupted:
+        if job.result.get("stopped"):
+            pass
+        elif status in UNSUCCESSFUL or job.result.get("error") and status == Status.interrupted:
             err = job.result.get("error") or ("loss became non-finite" if status == Status.diverged else None)
             log = job.store.log_path if job.store.log_path.exists() else job.store.stdout_path
             line += f"\n  {status}: {err} (log: {log})"
@@ -78,7 +89,8 @@ class PlainView:
         self._print(text)
 
     def finish(self, jobs) -> None:  # noqa: ANN001
-        self._print(final_table(jobs))
+        if jobs:
+            self._print(final_table(jobs))
 
 
 def final_table(jobs) -> str:  # noqa: ANN001
@@ -97,13 +109,13 @@ def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 class RichView(PlainView):
     """A live view: runs done/total, each active run's step, loss and ETA."""
 
-    def start(self, jobs) -> None:  # noqa: ANN001
+    def begin(self, total: int | None, heading: str) -> None:
         from rich.console import Console
         from rich.live import Live
 
-        super().start(jobs)
         self.console = Console(file=self.stream)
-        self.live = Live(self._render(jobs), console=self.console, refresh_per_second=2, transient=True)
+        super().begin(total, heading)
+        self.live = Live(self._render([]), console=self.console, refresh_per_second=2, transient=True)
         self.live.start()
 
     def _print(self, text: str) -> None:
@@ -116,7 +128,8 @@ class RichView(PlainView):
     def _render(self, jobs):  # noqa: ANN001, ANN202
         from rich.table import Table
 
-        table = Table(title=f"runs done {self.done}/{self.total} | elapsed {fmt_duration(time.time() - self.t0)}")
+        done = f"{self.done}/{self.total}" if self.total else str(self.done)
+        table = Table(title=f"runs done {done} | elapsed {fmt_duration(time.time() - self.t0)}")
         for col in ("run", "device", "step", "train loss", "val loss", "eta"):
             table.add_column(col)
         for job in jobs:

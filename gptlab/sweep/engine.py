@@ -14,13 +14,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gptlab.config import SECTIONS, build_config, flatten_overrides
 from gptlab.errors import UserError
 from gptlab.jobs import JobPool, settle
-from gptlab.jobs.view import format_table
-from gptlab.overrides import format_value
+from gptlab.overrides import format_value, without_nulls
 from gptlab.store import ENDED, UNSUCCESSFUL, RunStore, Status, StoreError, experiment_runs, read_metrics
 from gptlab.store.layout import SWEEP_COPY
 from gptlab.sweep.command import agent_argv, plain, run_env, sweep_run_name
@@ -46,6 +45,10 @@ class SweepJob:
     history: list[dict[str, Any]] = field(default_factory=list)
     expect: str = "none"             # the store's fingerprint when launched (see gptlab.train.runstart)
     elsewhere: bool = False          # another process owns or ran this run
+    result: dict[str, Any] = field(default_factory=dict)  # what the job view shows once it ended
+    max_steps: int = 0               # for the view's progress
+    action: str = "run"              # run, or resume (a checkpoint is there): as the job view names them
+    run: Any = None                  # with --pack: the run as gptlab.pack's planner reads it (sweep.packing)
 
     def refresh(self) -> None:
         """Re-read what the run has logged (metrics.jsonl, summary.json); a damaged file counts as nothing."""
@@ -57,8 +60,8 @@ class SweepJob:
 
     def sweep_run(self):  # -> sweeps.SweepRun
         sweeps = sweeps_engine()
-        if self.proc is not None and self.proc.poll() is None:
-            state = sweeps.RunState.running
+        if self.status == "pending" or self.proc is not None and self.proc.poll() is None:
+            state = sweeps.RunState.running  # proposed, launched or about to be
         elif self.status == Status.finished or (self.stopped and self.status == Status.interrupted):
             state = sweeps.RunState.finished  # a hyperband stop is a result, not a failure
         elif self.status == Status.interrupted:
@@ -103,9 +106,12 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 class LocalSweep:
     def __init__(self, sweep: SweepFile, runs_root: Path, *, count: int | None, n_jobs: int, slots: list[str],
-                 wandb: str | None, out: Callable[[str], None] = print) -> None:
+                 wandb: str | None, view=None, pack: str | None = None) -> None:  # noqa: ANN001 - a job view
+        from gptlab.jobs.view import make_view
+
         self.sweep, self.runs_root, self.count, self.n_jobs = sweep, Path(runs_root), count, n_jobs
-        self.slots, self.wandb, self.out = slots, wandb, out
+        self.slots, self.wandb, self.view = slots, wandb, view or make_view()
+        self.pack = pack  # seeds | auto: grid points that qualify share one process (gptlab.pack)
         self.engine = sweeps_engine()
         self.config = self.engine.SweepConfig(sweep.config)  # validated, defaults filled
         self.exp_dir = self.runs_root / sweep.name
@@ -119,39 +125,86 @@ class LocalSweep:
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_yaml(self.exp_dir / SWEEP_COPY, dict(self.config))
         self.previous = self._load_previous()
-        if self.previous:
-            self.out(f"{self.sweep.name}: {len(self.previous)} earlier runs in {self.exp_dir} count as done")
+        earlier = f"; {len(self.previous)} earlier runs in {self.exp_dir} count as done" if self.previous else ""
+        self.view.begin(self.count, f"{self.sweep.name}: {self.sweep.method} sweep"
+                                    + (f", at most {self.count} runs" if self.count else "") + earlier)
         pool = JobPool(self.n_jobs, self.slots, env=run_env)
         last_hyperband = time.monotonic()
 
-        def next_job() -> tuple[SweepJob, list[str]] | None:
-            if self.count is not None and len(self.jobs) >= self.count:
-                return None
-            job = self._propose()
-            if job is None:
-                return None
-            atomic_write_text(job.store.dir / "sweep_args.json", json.dumps(job.params))
-            job.expect = job.store.fingerprint()
-            self.jobs.append(job)
-            return job, self.argv(job)
+        from gptlab.pack.jobs import PackJob, members_of, pack_argv, pack_jobs
 
-        def on_start(job: SweepJob) -> None:
-            self.out(f"[{len(self.jobs)}{self._of()}] started  {job.name}"
-                     + (f" on cuda:{job.slot}" if job.slot != "cpu" else ""))
+        pending: list[Any] = []  # proposed and grouped, waiting for a slot (--pack)
+
+        def next_job() -> tuple[Any, list[str]] | None:
+            if not pending:
+                pending.extend(self._next_units(pack_jobs))
+            if not pending:
+                return None
+            unit = pending.pop(0)
+            if isinstance(unit, PackJob):  # one process, several runs
+                return unit, pack_argv(unit, self.sweep.name, self.runs_root, self.wandb)
+            return unit, self.argv(unit)
+
+        def on_start(unit: Any) -> None:
+            for job in members_of(unit):
+                job.slot, job.started, job.proc = unit.slot, unit.started, unit.proc
+                self.view.started(job)
+
+        def on_end(unit: Any, interrupted: bool) -> None:
+            for job in members_of(unit):
+                self._collect(job, interrupted, pid=unit.proc.pid if unit is job else None)
 
         def on_tick(active: list[SweepJob]) -> None:
             nonlocal last_hyperband
             if self.sweep.early_terminate and time.monotonic() - last_hyperband > HYPERBAND_EVERY_S:
                 last_hyperband = time.monotonic()
                 self._hyperband(active)
+            self.view.refresh(self.jobs)
 
-        if pool.run(next_job, self._collect, on_start=on_start, on_tick=on_tick):
-            self.out("interrupted: runs stopped (their checkpoints are kept; rerun to resume)")
-            self.out(self.table())
+        interrupted = pool.run(next_job, on_end, on_start=on_start, on_tick=on_tick)
+        if interrupted:
+            self.view.message("interrupted: runs stopped (their checkpoints are kept; rerun to resume)")
+        self.view.finish(self.jobs)
+        self.view.message(self.closing())
+        if interrupted:
             return 130
-        self.out(self.table())
         bad = [j for j in self.jobs if j.status != Status.finished and not j.stopped and not j.elsewhere]
         return 1 if bad else 0
+
+    def _next_units(self, pack_jobs) -> list[Any]:  # noqa: ANN001 - gptlab.pack.jobs.pack_jobs
+        """The next jobs to launch: one proposal, or with --pack on a grid every point left (up to --count),
+        those that qualify grouped into packs (gptlab.pack's planner)."""
+        batch: list[SweepJob] = []
+        while self.count is None or len(self.jobs) < self.count:
+            job = self._propose()
+            if job is None:
+                break
+            atomic_write_text(job.store.dir / "sweep_args.json", json.dumps(job.params))
+            job.expect = job.store.fingerprint()
+            self.jobs.append(job)  # the engine sees it as running from now on
+            batch.append(job)
+            if not self.pack or self.sweep.method != "grid":
+                break
+        if not self.pack or len(batch) < 2:
+            return batch
+        packable = [j for j in batch if self._as_member(j)]
+        if len(packable) < 2:
+            return batch
+        grouped = pack_jobs(packable, self.pack, self.n_jobs)
+        return grouped + [j for j in batch if j.run is None]
+
+    def _as_member(self, job: SweepJob) -> bool:
+        """Give the job the run gptlab.pack's planner reads; False when its command cannot be packed."""
+        from gptlab.sweep.packing import member_run
+
+        argv = agent_argv(self.sweep.command, job.params, self.sweep.config.get("program"),
+                          args_json_file=job.store.dir / "sweep_args.json") + list(self.sweep.extra_args)
+        job.run = member_run(argv, job.name, self._searched(job), sys.executable)
+        return job.run is not None
+
+    def _searched(self, job: SweepJob) -> dict[str, Any]:
+        """The run's --meta overrides: its searched parameters and seed."""
+        return {k: v for k, v in job.params.items() if k in self.sweep.searched or k == "seed"}
 
     def _propose(self) -> SweepJob | None:
         runs = [j.sweep_run() for j in self.previous + self.jobs]
@@ -162,7 +215,17 @@ class LocalSweep:
             return None
         params = {k: plain(v["value"]) for k, v in proposal.config.items()}
         name = self._unique_name(params)
-        return SweepJob(name, params, RunStore(self.exp_dir / name))
+        store = RunStore(self.exp_dir / name)
+        return SweepJob(name, params, store, max_steps=self._max_steps(params),
+                        action="resume" if store.checkpoint_path.exists() else "run")
+
+    def _max_steps(self, params: dict[str, Any]) -> int:
+        """The point's max_steps as its run resolves it (the view's progress); 0 if it does not resolve."""
+        try:
+            flat = without_nulls(flatten_overrides(point_leaves(params)))
+            return build_config({**flat, **flatten_overrides(self.sweep.sets)}).train.max_steps
+        except Exception:  # noqa: BLE001 - a bad point is the run's to report, not the view's
+            return 0
 
     def _unique_name(self, params: dict[str, Any]) -> str:
         """Named by the searched parameters; a repeated point (random search) gets a -2, -3 suffix."""
@@ -179,16 +242,17 @@ class LocalSweep:
         argv = agent_argv(self.sweep.command, job.params, self.sweep.config.get("program"),
                           args_json_file=job.store.dir / "sweep_args.json")
         argv += list(self.sweep.extra_args)
-        searched = {k: v for k, v in job.params.items() if k in self.sweep.searched or k == "seed"}
         argv += ["--experiment", self.sweep.name, "--name", job.name, "--runs", str(self.runs_root),
-                 "--expect", job.expect, "--meta", json.dumps({"variant": None, "overrides": searched})]
+                 "--expect", job.expect, "--meta", json.dumps({"variant": None, "overrides": self._searched(job)})]
         if self.wandb:
             argv += ["--wandb", self.wandb]
         return argv
 
-    def _collect(self, job: SweepJob, interrupted: bool = False) -> None:
-        """The run's result: its summary, or what the pool recorded for a process that died without one."""
-        result = settle(job.store, job.proc.returncode, pid=job.proc.pid, interrupted=interrupted or job.stopped)
+    def _collect(self, job: SweepJob, interrupted: bool = False, *, pid: int | None = None) -> None:
+        """The run's result: its summary, or what the pool recorded for a process that died without one.
+        `pid`: the process's, to tell whether it trained the run itself (None: a pack, which trains each
+        of its members or records why not)."""
+        result = settle(job.store, job.proc.returncode, pid=pid, interrupted=interrupted or job.stopped)
         job.refresh()
         job.summary = {k: v for k, v in result.items() if k != "elsewhere"}
         job.elsewhere = bool(result.get("elsewhere"))
@@ -196,12 +260,8 @@ class LocalSweep:
         job.stopped = job.stopped and job.status != Status.finished  # it ended before the stop arrived
         if job.stopped:
             self._remember_stopped(job.name)
-        metric = job.metric(self.sweep.metric)
-        shown = f"{self.sweep.metric or 'best_val_loss'} {format_value(metric)}" if metric is not None else "no metric"
-        state = "stopped early (hyperband)" if job.stopped else f"{job.status} elsewhere" if job.elsewhere else job.status
-        self.out(f"[{self.jobs.index(job) + 1}{self._of()}] {state:<9} {job.name} | {shown} | "
-                 f"{time.time() - job.started:.0f}s"
-                 + (f" | {job.summary['error']}" if job.summary.get("error") and not job.stopped else ""))
+        job.result = {**result, "stopped": job.stopped}
+        self.view.ended(job)
 
     def _hyperband(self, active: list[SweepJob]) -> None:
         for job in active:
@@ -213,10 +273,8 @@ class LocalSweep:
                 job.stopped = True
                 job.proc.send_signal(signal.SIGTERM)
                 why = [ln for ln in (run.early_terminate_info or {}).get("lines", []) if f"Run: {job.name} " in ln]
-                self.out(f"hyperband: stopping {job.name}" + (f" ({why[-1].split('(', 1)[-1]}" if why else ""))
-
-    def _of(self) -> str:
-        return f"/{self.count}" if self.count else ""
+                self.view.message(f"hyperband: stopping {job.name}"
+                                  + (f" ({why[-1].split('(', 1)[-1]}" if why else ""))
 
     # ---- earlier invocations ----
     def _fixed_values(self) -> dict[str, Any]:
@@ -301,22 +359,16 @@ class LocalSweep:
         atomic_write_text(self.exp_dir / STOPPED_FILE, json.dumps(sorted(self._stopped() | {name})))
 
     # ---- output ----
-    def table(self) -> str:
-        metric = self.sweep.metric or "best_val_loss"
-        rows = []
-        for job in self.jobs:
-            params = " ".join(f"{k}={format_value(v)}" for k, v in job.params.items() if k in self.sweep.searched) or "-"
-            value = job.metric(metric)
-            status = "stopped early" if job.stopped else f"{job.status} elsewhere" if job.elsewhere else job.status
-            rows.append((job.name, params, status,
-                         f"{value:.4f}" if isinstance(value, float) else format_value(value) if value is not None else "-"))
-        if not rows:
+    def closing(self) -> str:
+        """The line under the job view's final table: where the runs are and the best by the sweep's metric."""
+        if not self.jobs:
             return f"{self.sweep.name}: no runs started (the engine had no more points)"
-        lines = [f"{self.sweep.name}: {len(rows)} runs ({self.sweep.method}) in {self.exp_dir}",
-                 format_table(("run", "params", "status", metric), rows)]
+        metric = self.sweep.metric or "best_val_loss"
+        line = f"{self.sweep.name}: {len(self.jobs)} runs ({self.sweep.method}) in {self.exp_dir}"
         scored = [(j.metric(metric), j) for j in self.jobs if isinstance(j.metric(metric), (int, float))]
         if scored:
             pick = min if self.sweep.goal == "minimize" else max
             value, best = pick(scored, key=lambda t: t[0])
-            lines.append(f"best: {best.name} ({metric} {value:.4g})")
-        return "\n".join(lines)
+            params = " ".join(f"{k}={format_value(v)}" for k, v in best.params.items() if k in self.sweep.searched)
+            line += f"\nbest: {best.name} ({metric} {value:.4g}{'; ' + params if params else ''})"
+        return line
