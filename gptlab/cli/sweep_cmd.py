@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from gptlab.cli.common import PrintConfigOpt, RunsOpt, WandbOpt, check_wandb_mode, echo_config, parse_sets
+from gptlab.cli.common import PrintConfigOpt, RunsOpt, WandbOpt, check_wandb_mode, choice, echo_config, parse_sets
 from gptlab.errors import UserError
+from gptlab.pack.plan import MODES as PACK_MODES
 
 
 def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.yaml).")],
@@ -19,6 +20,10 @@ def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.ya
           = None,
           devices: Annotated[str | None, typer.Option(
               help="Devices to spread runs over, e.g. 0,1 or cpu (default: every visible GPU, else CPU).")] = None,
+          pack: Annotated[Optional[choice(PACK_MODES)], typer.Option(
+              help="Grid points that differ only in seed (seeds), or also in lr, min_lr, lr_schedule, warmup_steps, "
+                   "weight_decay, betas, grad_clip, dropout (auto), train as one stacked model in one process.")]
+          = None,
           runs: RunsOpt = Path("runs"),
           wandb: WandbOpt = None,
           print_config: PrintConfigOpt = False,
@@ -29,6 +34,7 @@ def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.ya
     from gptlab.sweep.command import check_command
     from gptlab.sweep.config import load_sweep
     from gptlab.sweep.engine import LocalSweep
+    from gptlab.sweep.packing import refuse_hyperband
 
     if jobs < 1:
         raise UserError("--jobs must be at least 1", key="--jobs", fix="e.g. --jobs 4")
@@ -41,10 +47,12 @@ def sweep(file: Annotated[Path, typer.Argument(help="W&B sweep file (sweeps/*.ya
         echo_sweep_config(loaded, runs, wandb)
         return
     check_command(loaded.command, loaded.config.get("program"), str(file))
+    refuse_hyperband(loaded.early_terminate, pack, str(file))
     if loaded.method != "grid" and count is None:
         raise UserError(f"a {loaded.method} sweep never runs out of points", source=str(file), key="--count",
                         fix="give --count N")
-    code = LocalSweep(loaded, runs, count=count, n_jobs=jobs, slots=parse_devices(devices), wandb=wandb).execute()
+    code = LocalSweep(loaded, runs, count=count, n_jobs=jobs, slots=parse_devices(devices), wandb=wandb,
+                      pack=pack).execute()
     if code:
         raise typer.Exit(code=code)
 

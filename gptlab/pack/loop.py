@@ -28,7 +28,7 @@ from gptlab.store.layout import LOCKED
 from gptlab.train.device import device_label, resolve_runtime
 from gptlab.train.optim import lr_at
 from gptlab.train.provenance import provenance
-from gptlab.train.runstart import failure_text, record_failure
+from gptlab.train.runstart import failure_text, log_start, record_failure
 from gptlab.train.trainer import RunMeta
 
 
@@ -66,8 +66,11 @@ def run_pack(cfgs: list[RunConfig], metas: list[RunMeta], runs_root: Path, fresh
                 pack = _Pack(todo, runtime, data)
             except Exception as exc:  # noqa: BLE001 - e.g. an unreadable checkpoint: recorded, not a traceback
                 for member in todo:
+                    log_start(member.store, member.start, None)
                     summaries[members.index(member)] = record_failure(member.store, failure_text(exc))
                 return [summaries[i] for i in range(len(members))]
+            for member in todo:  # train.log's start line, as the unpacked trainer writes it (with this pid)
+                log_start(member.store, member.start, pack.step)
             for member, summary in zip(todo, pack.run()):
                 summaries[members.index(member)] = summary
     finally:

@@ -43,6 +43,7 @@ class Member:
         there is nothing to do (finished, or ended in another process since planning)."""
         self.lock = self.store.lock()
         start, previous = decide_start(self.store, self.cfg, fresh=self.fresh, expect=expect)
+        self.start = start  # train.log's start line names it
         if start in (Start.done, Start.elsewhere):
             if start == Start.elsewhere:
                 print(f"{self.meta.name}: {previous['status']} {ELSEWHERE}")
