@@ -38,6 +38,13 @@ def assert_user_error(out: subprocess.CompletedProcess, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_wandb_service(monkeypatch) -> None:
+    """An in-process wandb.init in an earlier test leaves WANDB_SERVICE in os.environ; subprocesses that
+    inherit it attach to that test's W&B service instead of starting their own."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """One finished tiny run (60 steps) shared by the sampling and loading tests."""

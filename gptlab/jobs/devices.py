@@ -34,6 +34,9 @@ def device_env(slot: str, threads: int) -> dict[str, str]:
     env["CUDA_VISIBLE_DEVICES"] = "" if slot == "cpu" else slot
     env.setdefault("OMP_NUM_THREADS", str(threads))
     env["PYTHONUNBUFFERED"] = "1"
+    # an in-process wandb.init (a pack, a notebook) leaves its service's address here; a child must start
+    # its own W&B service, not attach to one that may be gone by the time it logs
+    env.pop("WANDB_SERVICE", None)
     return env
 
 
