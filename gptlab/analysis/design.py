@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from gptlab.analysis.load import Store
+from gptlab.analysis.load import LoadedRuns
 from gptlab.config import SECTIONS
 
 _IGNORED = {"seed", "device", "vocab_size"}  # differ per run or per machine, not per variant
@@ -27,7 +27,7 @@ class Design:
     label_config: pd.DataFrame  # label -> values of the varying keys (first run of each label)
 
 
-def design_of(store: Store, spec: dict[str, Any] | None) -> Design:
+def design_of(store: LoadedRuns, spec: dict[str, Any] | None) -> Design:
     """Derive the design of one experiment's runs (already selected)."""
     runs = store.runs
     config_cols = [k for k in store.config_keys if k in runs]

@@ -48,7 +48,7 @@ class RunRecord:
 
 
 @dataclass
-class Store:
+class LoadedRuns:
     """The loaded runs. `config_keys` maps each config column to its section (for the setup table)."""
 
     runs: pd.DataFrame
@@ -59,12 +59,12 @@ class Store:
     def experiments(self) -> list[str]:
         return sorted(self.runs["experiment"].unique()) if len(self.runs) else []
 
-    def select(self, experiment: str) -> "Store":
+    def select(self, experiment: str) -> "LoadedRuns":
         """The runs and history of one experiment."""
         runs = self.runs[self.runs["experiment"] == experiment].reset_index(drop=True)
         history = self.history[self.history["experiment"] == experiment].reset_index(drop=True)
         spec = {experiment: self.specs[experiment]} if experiment in self.specs else {}
-        return Store(runs, history, spec, self.config_keys)
+        return LoadedRuns(runs, history, spec, self.config_keys)
 
 
 def sectioned(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -107,7 +107,7 @@ def label_of(name: str) -> str:
     return label_from_name(name)
 
 
-def frames_from_records(records: list[RunRecord], specs: dict[str, dict[str, Any]] | None = None) -> Store:
+def frames_from_records(records: list[RunRecord], specs: dict[str, dict[str, Any]] | None = None) -> LoadedRuns:
     """Build the per-run and per-step frames; rows sorted by (experiment, run) for determinism."""
     records = sorted(records, key=lambda r: (r.experiment, r.name))
     rows, histories, config_keys = [], [], {}
@@ -143,7 +143,7 @@ def frames_from_records(records: list[RunRecord], specs: dict[str, dict[str, Any
         columns=["experiment", "run", "step"])
     if len(history):
         history = history.sort_values(["experiment", "run", "step"], kind="stable").reset_index(drop=True)
-    return Store(runs, with_ids(history, runs), dict(specs or {}), config_keys)
+    return LoadedRuns(runs, with_ids(history, runs), dict(specs or {}), config_keys)
 
 
 def with_ids(history: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +156,7 @@ def with_ids(history: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def load(runs: str | Path | None = "runs", experiments: list[str] | str | None = None,
-         wandb_dir: str | Path | None = None, wandb: str | None = None) -> Store:
+         wandb_dir: str | Path | None = None, wandb: str | None = None) -> LoadedRuns:
     """The run store at `runs` (None: none), plus W&B offline runs under `wandb_dir` and the runs of the
     W&B project `wandb` ("ENTITY/PROJECT", public API), merged; a run found twice keeps its first
     source in that order. `experiments` keeps only those."""
@@ -181,7 +181,7 @@ def load(runs: str | Path | None = "runs", experiments: list[str] | str | None =
         wanted = [experiments] if isinstance(experiments, str) else list(experiments)
         runs_f = store.runs[store.runs["experiment"].isin(wanted)].reset_index(drop=True)
         hist_f = store.history[store.history["experiment"].isin(wanted)].reset_index(drop=True)
-        store = Store(runs_f, hist_f, {k: v for k, v in store.specs.items() if k in wanted}, store.config_keys)
+        store = LoadedRuns(runs_f, hist_f, {k: v for k, v in store.specs.items() if k in wanted}, store.config_keys)
     return store
 
 
@@ -200,7 +200,7 @@ def load_history(runs: str | Path | None = "runs", experiments: list[str] | str 
     return load(runs, experiments, wandb_dir, wandb).history
 
 
-def merge_stores(stores: list[Store]) -> Store:
+def merge_stores(stores: list[LoadedRuns]) -> LoadedRuns:
     """Concatenate stores from several sources (local, W&B) into one."""
     stores = [s for s in stores if len(s.runs)]
     if not stores:
@@ -226,10 +226,10 @@ def merge_stores(stores: list[Store]) -> Store:
     for s in stores:
         specs.update(s.specs)
         keys.update(s.config_keys)
-    return Store(runs, history, specs, keys)
+    return LoadedRuns(runs, history, specs, keys)
 
 
-def load_store(root: str | Path) -> Store:
+def load_store(root: str | Path) -> LoadedRuns:
     """Read `runs/<experiment>/<run>/` (config.yaml, metrics.jsonl, summary.json) and specs."""
     root = Path(root)
     records: list[RunRecord] = []

@@ -19,7 +19,7 @@ from gptlab.analysis.family import Family, adjust_family
 from gptlab.analysis.findings import findings
 from gptlab.analysis.headline import headline
 from gptlab.analysis.health import variant_health
-from gptlab.analysis.load import Store, load
+from gptlab.analysis.load import LoadedRuns, load
 from gptlab.analysis.stats import Criterion, label_samples, metric_values, summary_table, write_summary_csv
 from gptlab.errors import UserError, closest
 from gptlab.yamlio import atomic_write_text
@@ -30,7 +30,7 @@ class Analysis:
     """The numbers behind one experiment's report."""
 
     experiment: str
-    store: Store  # this experiment only; runs carry a `value` column (the compared metric)
+    store: LoadedRuns  # this experiment only; runs carry a `value` column (the compared metric)
     spec: dict[str, Any] | None
     compare: Criterion
     design: Design
@@ -54,13 +54,13 @@ class Analysis:
         return f"{', '.join(bases)} (best variant)" if bases else "none"
 
 
-def load_all(runs: Path, wandb_project: str | None = None, wandb_dir: Path | None = None) -> Store:
+def load_all(runs: Path, wandb_project: str | None = None, wandb_dir: Path | None = None) -> LoadedRuns:
     """The local store plus any W&B sources, merged: the same frames `gptlab.load_runs` and
     `gptlab.load_history` return."""
     return load(runs, wandb_dir=wandb_dir, wandb=wandb_project)
 
 
-def analyze(store: Store, experiment: str) -> Analysis:
+def analyze(store: LoadedRuns, experiment: str) -> Analysis:
     """Statistics of one experiment of a loaded store: table, effects, health, adjusted tests."""
     sub = store.select(experiment)
     spec = store.specs.get(experiment)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from gptlab.analysis.load import SUMMARY_KEYS, RunRecord, Store, frames_from_records, label_of, sectioned
+from gptlab.analysis.load import SUMMARY_KEYS, RunRecord, LoadedRuns, frames_from_records, label_of, sectioned
 from gptlab.wandb_log import item_key, read_wandb_file, records  # noqa: F401 - read_wandb_file re-exported
 
 # wandb's run states -> gptlab statuses when the run never logged its own `status`
@@ -118,7 +118,7 @@ def offline_run_logs(root: str | Path) -> list[list[Path]]:
     return [sorted(logs, key=lambda p: p.parent.name) for _, logs in sorted(by_run.items())]
 
 
-def load_wandb_offline(root: str | Path) -> Store:
+def load_wandb_offline(root: str | Path) -> LoadedRuns:
     """Every offline W&B run under `root`, resumed runs as one run."""
     by_start = sorted(offline_run_logs(root), key=lambda logs: logs[-1].parent.name.split("-run-")[-1])
     return frames_from_records(latest_attempts([parse_wandb_file(*logs) for logs in by_start]))
@@ -132,7 +132,7 @@ def latest_attempts(records_: list[RunRecord]) -> list[RunRecord]:
     return list(latest.values())
 
 
-def load_wandb_project(path: str) -> Store:
+def load_wandb_project(path: str) -> LoadedRuns:
     """All runs of `ENTITY/PROJECT` through wandb's public API (needs network and credentials)."""
     import wandb
 
