@@ -16,7 +16,7 @@ import torch
 
 from gptlab.config import RunConfig
 from gptlab.model import build_model
-from gptlab.store import RunStore
+from gptlab.store import RunStore, summary_record
 from gptlab.store.layout import ELSEWHERE
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint
 from gptlab.train.optim import build_optimizer
@@ -126,13 +126,9 @@ class Member:
         return self.wall_prev + (time.perf_counter() - self.t_start)
 
     def write_summary(self, status: str, error: str | None = None) -> dict[str, Any]:
-        finite = math.isfinite(self.best)
-        summary = {"status": status, "best_val_loss": self.best if finite else None,
-                   "final_val_loss": self.final, "steps": self.step, "wall_s": round(self.wall(), 3),
-                   "tokens_per_s": round(self.train_tokens / self.train_time, 1) if self.train_time else None,
-                   "n_params": self.n_params, "device": str(self.device)}
-        if error:
-            summary["error"] = error
+        summary = summary_record(status, best=self.best, final=self.final, steps=self.step, wall_s=self.wall(),
+                                 train_tokens=self.train_tokens, train_time=self.train_time,
+                                 n_params=self.n_params, device=str(self.device), error=error)
         self.store.write_summary(summary)
         return summary
 

@@ -5,9 +5,9 @@ line) and writes (atomic; disk failures -> StoreWriteError); `run` is one run di
 """
 from gptlab.store.files import (MetricsRead, StoreError, StoreWriteError, io_failure, read_json_object, read_metrics,
                                 read_summary, read_yaml_mapping, signal_text, writing)
-from gptlab.store.layout import ENDED, STATUS_ORDER, SUMMARY_FIELDS, UNSUCCESSFUL, Status
+from gptlab.store.layout import ENDED, STATUS_ORDER, SUMMARY_FIELDS, UNSUCCESSFUL, Status, summary_record
 from gptlab.store.run import RunLocked, RunStore, experiment_runs
 
 __all__ = ["ENDED", "STATUS_ORDER", "SUMMARY_FIELDS", "UNSUCCESSFUL", "MetricsRead", "RunLocked", "RunStore", "Status", "StoreError",
            "StoreWriteError", "experiment_runs", "read_json_object", "read_metrics", "read_summary",
-           "read_yaml_mapping", "signal_text", "io_failure", "writing"]
+           "read_yaml_mapping", "signal_text", "io_failure", "summary_record", "writing"]

@@ -4,6 +4,8 @@ Every module that names a store file, a status or a summary field imports it fro
 """
 from __future__ import annotations
 
+import math
+
 from enum import StrEnum
 
 CONFIG_FILE = "config.yaml"        # the resolved config plus `run:` and `provenance:`
@@ -36,6 +38,19 @@ STATUS_ORDER = (Status.finished, Status.diverged, Status.failed, Status.interrup
 assert set(STATUS_ORDER) == set(Status), "STATUS_ORDER must name every status once"
 
 SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_per_s", "n_params")
+
+
+def summary_record(status: str, *, best: float, final: float | None, steps: int, wall_s: float, train_tokens: int,
+                   train_time: float, n_params: int | None, device: str, error: str | None = None) -> dict:
+    """summary.json's content for a run (an unpacked or a packed one): a non-finite best is None, tokens/s
+    is over the time spent training (evals excluded)."""
+    summary = {"status": status, "best_val_loss": best if math.isfinite(best) else None, "final_val_loss": final,
+               "steps": steps, "wall_s": round(wall_s, 3),
+               "tokens_per_s": round(train_tokens / train_time, 1) if train_time else None,
+               "n_params": n_params, "device": device}
+    if error:
+        summary["error"] = error
+    return summary
 
 # what a `gptlab train` process prints when the run it was sent to is not its to train (for people: a job
 # pool tells from train.log's start lines, below, which process trained a run)

@@ -28,7 +28,7 @@ from gptlab.train.progress import ProgressPrinter
 from gptlab.train.runstart import Start, decide_start, failure_text, log_start, record_failure, stop_signal_text
 from gptlab.train.provenance import provenance
 from gptlab.train.step import TrainStep
-from gptlab.store import RunStore, Status, StoreWriteError
+from gptlab.store import RunStore, Status, StoreWriteError, summary_record
 from gptlab.store.layout import ELSEWHERE
 from gptlab.train.tracking import Tracker, under_slurm
 
@@ -131,13 +131,9 @@ class _Loop:
         return self.wall_prev + (time.perf_counter() - self.t_start)
 
     def _summary(self, status: str, error: str | None = None) -> dict[str, Any]:
-        finite = math.isfinite(self.best)
-        summary = {"status": status, "best_val_loss": self.best if finite else None,
-                   "final_val_loss": self.final, "steps": self.step, "wall_s": round(self._wall(), 3),
-                   "tokens_per_s": round(self.train_tokens / self.train_time, 1) if self.train_time else None,
-                   "n_params": self.n_params, "device": str(self.rt.device)}
-        if error:
-            summary["error"] = error
+        summary = summary_record(status, best=self.best, final=self.final, steps=self.step, wall_s=self._wall(),
+                                 train_tokens=self.train_tokens, train_time=self.train_time,
+                                 n_params=self.n_params, device=str(self.rt.device), error=error)
         try:
             self.store.write_summary(summary)
         except StoreWriteError as exc:  # the verdict still reaches the caller and the exit code
