@@ -365,6 +365,8 @@ def _check_types(obj: Any) -> None:
         if choices is not None:
             if isinstance(value, str) and value.lower() in ("true", "false") and True in choices:
                 value = value.lower() == "true"
+            if isinstance(value, bool) and True not in choices:
+                value = _yaml11_word(value, choices)
             if value not in choices or (isinstance(value, bool) != any(
                     isinstance(c, bool) and c == value for c in choices) and True in choices):
                 shown = ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in choices)
@@ -372,6 +374,15 @@ def _check_types(obj: Any) -> None:
         else:
             value = _coerce(f.name, value, hints[f.name])
         object.__setattr__(obj, f.name, value)
+
+
+_YAML11_BOOLS = {True: ("on", "yes", "y", "true"), False: ("off", "no", "n", "false")}
+
+
+def _yaml11_word(value: bool, choices: tuple) -> Any:
+    """The choice that YAML 1.1 (PyYAML) read as a boolean: `diagnostics: off` arrives as False."""
+    words = [c for c in choices if isinstance(c, str) and c.lower() in _YAML11_BOOLS[value]]
+    return words[0] if len(words) == 1 else value
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

@@ -116,3 +116,18 @@ def test_configs_stay_hashable_and_frozen():
     assert hash(cfg.model) == hash(build_config({"block": "parallel"}).model)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.model.block = "sequential"
+
+
+def test_yaml_boolean_words_mean_the_choice_they_spell(tmp_path):
+    """PyYAML reads `off` as False (YAML 1.1): `diagnostics=off` on the command line and `diagnostics: off`
+    in a file both mean the choice "off", not an invalid False."""
+    cfg, _ = resolve(None, parse_overrides(["diagnostics=off"]))
+    assert cfg.log.diagnostics == "off"
+    path = tmp_path / "c.yaml"
+    path.write_text("log:\n  diagnostics: off\n")
+    assert load_config_file(path) == {"diagnostics": False}  # as YAML read it; the config maps it
+    cfg, _ = resolve(str(path), {})
+    assert cfg.log.diagnostics == "off"
+    with pytest.raises(ConfigError, match="invalid choice 'True'"):  # no choice is spelled like True
+        build_config({"diagnostics": True})
+    assert build_config({"compile": False}).train.compile is False  # a real boolean choice stays one

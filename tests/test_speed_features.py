@@ -1,6 +1,7 @@
 """Every speed feature has an off switch, and switching it gives the same training on the same seed."""
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,10 +34,33 @@ def losses(**changes) -> list[float]:
     return [step(1e-2).item() for _ in range(6)]
 
 
-def test_cpu_defaults_are_the_plain_path():
-    rt = resolve_runtime(build_config({"device": "cpu"}).train)
-    assert (rt.compile, rt.cuda_graphs, rt.fused_adamw, rt.device_sampling, rt.dtype) == \
-        (False, False, False, False, torch.float32)
+def test_cpu_auto_is_eager_with_bf16_only_where_the_cpu_multiplies_bf16(monkeypatch):
+    """auto on CPU: no compile, CUDA graphs, fused AdamW or device sampling; bf16 autocast with the manual
+    attention path where the CPU has bf16 matmuls, else float32 with the fused kernel; explicit keys win."""
+    import gptlab.train.device as device
+
+    for native in (False, True):
+        monkeypatch.setattr(device, "native_bf16_cpu", lambda: native)
+        rt = resolve_runtime(build_config({"device": "cpu"}).train)
+        assert (rt.compile, rt.cuda_graphs, rt.fused_adamw, rt.device_sampling) == (False, False, False, False)
+        assert (rt.dtype, rt.attn_backend) == ((torch.bfloat16, "manual") if native else (torch.float32, "fused"))
+        step = train_step()  # the trainer puts every attention layer on the runtime's kernel
+        assert {block.attn.backend for block in step.model.blocks} == {rt.attn_backend}
+    rt = resolve_runtime(build_config({"device": "cpu", "dtype": "float32"}).train)
+    assert (rt.dtype, rt.attn_backend) == (torch.float32, "fused")
+    rt = resolve_runtime(build_config({"device": "cpu", "attn_backend": "fused"}).train)
+    assert (rt.dtype, rt.attn_backend) == (torch.bfloat16, "fused")
+
+
+def test_native_bf16_detection_agrees_with_the_cpu_flags():
+    """Checked against the kernel's own list of CPU features, not torch's."""
+    from gptlab.train.device import native_bf16_cpu
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo")
+    flags = set(next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")).split())
+    assert native_bf16_cpu() == bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
 @pytest.mark.parametrize("on,off", [
@@ -44,7 +68,7 @@ def test_cpu_defaults_are_the_plain_path():
     ({"fused_adamw": True}, {"fused_adamw": False}),
 ])
 def test_feature_on_and_off_train_the_same(on, off):
-    assert losses(**on) == pytest.approx(losses(**off), rel=1e-4, abs=1e-5)
+    assert losses(dtype="float32", **on) == pytest.approx(losses(dtype="float32", **off), rel=1e-4, abs=1e-5)
 
 
 def test_bf16_autocast_stays_close_to_float32():
@@ -53,7 +77,8 @@ def test_bf16_autocast_stays_close_to_float32():
 
 def test_torch_compile_trains_the_same():
     pytest.importorskip("torch._inductor")
-    assert losses(compile=True) == pytest.approx(losses(compile=False), rel=1e-3, abs=1e-4)
+    assert losses(compile=True, dtype="float32") == pytest.approx(losses(compile=False, dtype="float32"),
+                                                                  rel=1e-3, abs=1e-4)
 
 
 @pytest.mark.skipif(not CUDA, reason="CUDA graphs need a GPU")
@@ -133,7 +158,11 @@ def test_bench_runs_on_cpu_and_writes_json(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     labels = [r["label"] for r in data["results"]]
-    assert labels[0].startswith("gptlab") and "plain eager loop" in labels and "fused attention off" in labels
+    # each feature that is on here gets a row with it off; on a CPU with bf16 matmuls that is bf16 autocast
+    # (whose auto attention is the manual path), elsewhere the fused attention kernel
+    rt = resolve_runtime(build_config(TINY).train)
+    on_here = "bf16 autocast" if rt.dtype == torch.bfloat16 else "fused attention"
+    assert labels[0].startswith("gptlab") and "plain eager loop" in labels and f"{on_here} off" in labels
     assert all(r["median_ms"] > 0 and r["tokens_per_s"] > 0 for r in data["results"])
     assert "torch.compile" in data["features_off_on_this_device"]
     assert "median ms" in result.stdout

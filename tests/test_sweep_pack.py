@@ -11,7 +11,8 @@ from gptlab import load_history, load_runs
 from tests.conftest import TINY, assert_user_error, cli
 
 TOL = 1e-5  # as tests/test_pack.py: packed and unpacked losses agree to float tolerance
-FIXED = {k: v for k, v in TINY.items() if k not in ("lr", "max_steps")} | {"max_steps": 20}
+# float32: packed and unpacked grid points are compared at float tolerance
+FIXED = {k: v for k, v in TINY.items() if k not in ("lr", "max_steps")} | {"max_steps": 20, "dtype": "float32"}
 
 
 def write_sweep(path: Path, **extra) -> Path:

@@ -171,9 +171,9 @@ def _cite_drawn(line: str, drawn: set[str]) -> str:
 
 
 def _provenance(runs: pd.DataFrame) -> list[str]:
-    """Distinct versions, commits and devices the runs came from (sorted: deterministic)."""
+    """Distinct versions, commits, devices and dtypes the runs came from (sorted: deterministic)."""
     lines = []
-    for key in ("gptlab_version", "git_commit", "torch_version", "device"):
+    for key in ("gptlab_version", "git_commit", "torch_version", "device", "dtype"):
         col = f"provenance.{key}"
         if col in runs:
             values = sorted({str(v) for v in runs[col].dropna()})

@@ -10,7 +10,7 @@ FEATURES: dict[str, tuple[object, dict]] = {
     "cuda graphs": (lambda rt, cfg: rt.cuda_graphs, {"cuda_graphs": False}),
     "bf16 autocast": (lambda rt, cfg: str(rt.dtype) != "torch.float32", {"dtype": "float32"}),
     "fused AdamW": (lambda rt, cfg: rt.fused_adamw, {"fused_adamw": False}),
-    "fused attention": (lambda rt, cfg: cfg.train.attn_backend != "manual", {"attn_backend": "manual"}),
+    "fused attention": (lambda rt, cfg: rt.attn_backend == "fused", {"attn_backend": "manual"}),
     "device sampling": (lambda rt, cfg: rt.device_sampling, {"device_sampling": False}),
     "diagnostics": (lambda rt, cfg: cfg.log.diagnostics != "off", {"diagnostics": "off"}),
 }

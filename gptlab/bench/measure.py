@@ -109,7 +109,8 @@ def time_train_step(cfg: RunConfig, label: str, steps: int = 50, warmup: int = 1
 
 
 def time_eager_loop(cfg: RunConfig, steps: int = 50, warmup: int = 10) -> Timing:
-    """The straightforward eager PyTorch loop on the same model: the reference gptlab must keep up with."""
+    """The straightforward eager PyTorch loop on the same model, float32 as nanoGPT's CPU loop: the reference
+    gptlab must keep up with."""
     runtime = resolve_runtime(cfg.train)
     data = load_data(cfg.data, cfg.model.block_size)
     cfg = cfg.replace(vocab_size=data.tokenizer.vocab_size)
@@ -138,5 +139,6 @@ def time_eager_loop(cfg: RunConfig, steps: int = 50, warmup: int = 10) -> Timing
         if i >= warmup:
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
-    runtime = dataclasses.replace(runtime, compile=False)  # this loop never compiles
+    # this loop never compiles, autocasts or picks a kernel: float32 with the default (fused) attention
+    runtime = dataclasses.replace(runtime, compile=False, dtype=torch.float32, attn_backend="fused")
     return _timing("plain eager loop", times, t.batch_size * T, model, runtime, loss.item(), cpu_times, warmup_s)

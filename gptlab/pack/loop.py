@@ -25,7 +25,7 @@ from gptlab.pack.optim import StackedAdamW, clip_per_member
 from gptlab.pack.stacked import stack_models
 from gptlab.store import RunLocked, Status
 from gptlab.store.layout import LOCKED
-from gptlab.train.device import device_label, resolve_runtime
+from gptlab.train.device import resolve_runtime
 from gptlab.train.optim import lr_at
 from gptlab.train.provenance import provenance
 from gptlab.train.runstart import failure_text, log_start, record_failure
@@ -43,7 +43,7 @@ def run_pack(cfgs: list[RunConfig], metas: list[RunMeta], runs_root: Path, fresh
     runtime = resolve_runtime(cfgs[0].train)
     members = [Member(c, m, runs_root, f) for c, m, f in zip(cfgs, metas, fresh)]
     summaries: dict[int, dict[str, Any]] = {}
-    prov = provenance(device_label(runtime.device))
+    prov = provenance(runtime)
     try:
         for i, member in enumerate(members):
             record = {**member.cfg.to_dict(),
@@ -101,8 +101,8 @@ class _Pack:
         dropout = [m.cfg.model.dropout for m in members]
         self.model, self.params = stack_models([m.model for m in members], dropout)
         self.model.to(runtime.device).train()
-        if t.attn_backend != "auto" and len(set(dropout)) == 1:
-            self.model.set_attention_backend(t.attn_backend)
+        if len(set(dropout)) == 1:  # otherwise stack_models chose the manual path (one dropout rate per member)
+            self.model.set_attention_backend(runtime.attn_backend)
         tt = [m.cfg.train for m in members]
         self.opt = StackedAdamW(self.params, [x.weight_decay for x in tt], [x.beta1 for x in tt],
                                 [x.beta2 for x in tt])

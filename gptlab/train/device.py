@@ -20,6 +20,7 @@ class Runtime:
     cuda_graphs: bool = False      # torch.compile mode="reduce-overhead" (static shapes)
     fused_adamw: bool = False      # one fused kernel for the optimizer step
     device_sampling: bool = False  # batch offsets drawn by a generator on the device: no host->device copy
+    attn_backend: str = "fused"    # "fused" (scaled_dot_product_attention) or "manual" (matmul + softmax)
 
     @property
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -49,19 +50,33 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX). There, on nanoGPT's CPU
+    recipe, a bf16 matmul runs 2-4x faster than an fp32 one (benchmarks/cpu_speed.md)."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
 def resolve_runtime(cfg: TrainConfig) -> Runtime:
     device = pick_device(cfg.device)
+    cuda = device.type == "cuda"
     if cfg.dtype == "auto":
-        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        dtype = torch.bfloat16 if cuda_bf16 else torch.float32
+        # bf16 autocast wherever the hardware has bf16 matmuls, as nanoGPT does on its GPUs
+        native_bf16 = torch.cuda.is_bf16_supported() if cuda else device.type == "cpu" and native_bf16_cpu()
+        dtype = torch.bfloat16 if native_bf16 else torch.float32
     else:
         dtype = _DTYPES[cfg.dtype]
-    cuda = device.type == "cuda"
+    # on CPU, the fused (flash) kernel's bf16 backward is slower than the whole manual path's bf16
+    # matmuls: 41.5 vs 23.4 ms per step on the recipe (benchmarks/cpu_speed.md)
+    low_precision_cpu = device.type == "cpu" and dtype != torch.float32
+    attn_backend = cfg.attn_backend if cfg.attn_backend != "auto" else "manual" if low_precision_cpu else "fused"
     # auto compiles on CUDA only: on CPU a compiled step saves ~6% of its time but compiling costs tens of
     # seconds, more than a CPU-sized run gets back (benchmarks/compile_cpu.md)
     compile_ = _switch(cfg.compile, cuda)
     return Runtime(device, dtype, compile_, cuda_graphs=compile_ and cuda and _switch(cfg.cuda_graphs, True),
-                   fused_adamw=_switch(cfg.fused_adamw, cuda), device_sampling=_switch(cfg.device_sampling, cuda))
+                   fused_adamw=_switch(cfg.fused_adamw, cuda), device_sampling=_switch(cfg.device_sampling, cuda),
+                   attn_backend=attn_backend)
 
 
 def _switch(value: bool | str, auto: bool) -> bool:

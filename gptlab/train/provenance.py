@@ -1,4 +1,4 @@
-"""What produced a run: gptlab, git and torch versions, and the device."""
+"""What produced a run: gptlab, git and torch versions, the device and the arithmetic `auto` chose there."""
 from __future__ import annotations
 
 import socket
@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 import gptlab
+from gptlab.train.device import Runtime, device_label
 
 
 def git_commit() -> str | None:
@@ -22,6 +23,10 @@ def git_commit() -> str | None:
         return None
 
 
-def provenance(device: str) -> dict[str, Any]:
+def provenance(runtime: Runtime) -> dict[str, Any]:
+    """config.yaml's `provenance:`; `dtype` and `attention` are what the run computed with (the config may
+    say auto)."""
     return {"gptlab_version": gptlab.__version__, "git_commit": git_commit(),
-            "torch_version": str(torch.__version__), "device": device, "host": socket.gethostname()}
+            "torch_version": str(torch.__version__), "device": device_label(runtime.device),
+            "dtype": str(runtime.dtype).removeprefix("torch."), "attention": runtime.attn_backend,
+            "host": socket.gethostname()}

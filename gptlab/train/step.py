@@ -54,8 +54,7 @@ class TrainStep:
     def __init__(self, cfg: RunConfig, model: nn.Module, runtime: Runtime, train_data: torch.Tensor) -> None:
         t = cfg.train
         self.cfg, self.rt, self.model = cfg, runtime, model
-        if t.attn_backend != "auto":
-            model.set_attention_backend(t.attn_backend)
+        model.set_attention_backend(runtime.attn_backend)
         self.opt = build_optimizer(model, t, fused=runtime.fused_adamw)
         self.train_loss, self.eval_loss = _train_loss, _eval_loss
         if runtime.compile:

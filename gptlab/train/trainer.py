@@ -22,7 +22,7 @@ from gptlab.dataset import eval_windows, load_data
 from gptlab.model import build_model
 from gptlab.overrides import label_from_name
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
-from gptlab.train.device import device_label, resolve_runtime
+from gptlab.train.device import resolve_runtime
 from gptlab.train.optim import lr_at
 from gptlab.train.progress import ProgressPrinter
 from gptlab.train.runstart import Start, decide_start, failure_text, log_start, record_failure, stop_signal_text
@@ -69,7 +69,7 @@ def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool 
         record = {**cfg.to_dict(),
                   "run": {"experiment": meta.experiment, "name": meta.name, "label": meta.label(),
                           "variant": meta.variant, "seed": cfg.train.seed, "overrides": dict(meta.overrides)},
-                  "provenance": provenance(device_label(runtime.device))}
+                  "provenance": provenance(runtime)}
         try:
             store.write_config(record)
             loop = _Loop(cfg, runtime, data, store, meta, record, on_log)
