@@ -1,5 +1,5 @@
 """gptlab: a research harness for ablation studies on small GPT models."""
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 from gptlab.plugins import register  # noqa: E402 - torch-free; the plugin API
 
