@@ -42,3 +42,26 @@ def test_bad_config_file_names_file_and_line(tmp_path):
 
 def test_generate_on_a_missing_run(tmp_path):
     assert_user_error(cli("generate", str(tmp_path / "nope")), "no checkpoint")
+
+
+@pytest.mark.parametrize("args,needles", [
+    (("run", "experiments/smoke.yaml", "--launcher", "submitt"), ("gptlab run", "--launcher", "submitit")),
+    (("nosuch",), ("No such command 'nosuch'", "gptlab --help")),
+    (("run",), ("gptlab run", "spec")),
+    (("report", "--no-such-option"), ("gptlab report", "--no-such-option")),
+    (("diagnostics", "--bogus"), ("No such command 'diagnostics'",)),
+])
+def test_usage_errors_click_finds_are_one_line_too(tmp_path, args, needles):
+    """An unknown option or command, a misspelt choice or a missing argument: the console entry point
+    prints click's message as one line (not typer's boxed panel), exit code 2, nothing written."""
+    from tests.conftest import REPO
+
+    out = cli(*args, cwd=REPO if args[0] == "run" else tmp_path)
+    assert_user_error(out, *needles)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bare_command_still_shows_its_help():
+    out = cli()
+    shown = out.stdout + out.stderr
+    assert out.returncode == 2 and "Usage:" in shown and "train" in shown and "sweep" in shown

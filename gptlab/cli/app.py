@@ -1,6 +1,7 @@
 """The `gptlab` command: a typer app whose commands are thin and hand off to plain functions."""
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -38,5 +39,24 @@ for command, extra in ((train_cmd.train, True), (generate_cmd.generate, False), 
     app.command(command.__name__, **shape)(user_errors(command))
 
 
+# click's exceptions, from whichever click typer parses with (its own vendored copy in recent typers)
+_CLICK_ERRORS = sys.modules[typer.BadParameter.__module__]
+
+
 def main() -> None:
-    app()
+    """The console entry point. A usage error that click finds (an unknown option or command, a misspelt
+    choice, a missing argument) is one line on stderr and exit code 2, like every other bad input; a bare
+    command still shows its help."""
+    try:
+        code = app(standalone_mode=False)
+    except getattr(_CLICK_ERRORS, "NoArgsIsHelpError", ()):
+        app()  # typer's own help page, exit code 2
+    except _CLICK_ERRORS.ClickException as err:
+        ctx = getattr(err, "ctx", None)
+        where = ctx.command_path if ctx is not None else "gptlab"
+        message = " ".join(err.format_message().split())
+        print(f"error: {where}: {message} (see '{where} --help')", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
