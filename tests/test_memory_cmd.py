@@ -51,3 +51,19 @@ def test_bad_input_exits_2():
     assert runner.invoke(app, ["memory", "--batch-sizes", "0,1"]).exit_code == 2
     result = runner.invoke(app, ["memory", "n_layr=2"])
     assert result.exit_code == 2 and "did you mean 'n_layer'" in result.output
+
+
+def test_manual_attention_adds_the_kept_probabilities():
+    """The manual path (bf16 on a CPU) keeps each layer's (B, nh, T, T) softmax output for backward, in the
+    autocast dtype; with dropout, CPU SDPA falls back to the same math, so both paths keep the same."""
+    L, nh, T, B = 2, 4, 64, 8
+    cfg = build_config({"n_layer": L, "n_head": nh, "n_embd": 64, "block_size": T, "vocab_size": 65,
+                        "dropout": 0.0})
+    for dtype, e in ((torch.float32, 4), (torch.bfloat16, 2)):
+        fused = Runtime(torch.device("cpu"), dtype, False, attn_backend="fused")
+        manual = Runtime(torch.device("cpu"), dtype, False, attn_backend="manual")
+        extra = (estimate_mb(cfg, 100_000, B, manual) - estimate_mb(cfg, 100_000, B, fused)) * 2**20
+        assert extra == pytest.approx(L * B * nh * T * T * e)
+    cfg = cfg.replace(dropout=0.1)
+    fused, manual = (Runtime(torch.device("cpu"), torch.bfloat16, False, attn_backend=a) for a in ("fused", "manual"))
+    assert estimate_mb(cfg, 100_000, B, manual) == estimate_mb(cfg, 100_000, B, fused)

@@ -7,8 +7,10 @@ e bytes per activation element (2 under bf16/fp16 autocast, else 4):
                                                    trait in gptlab/axes.py): the norm inputs
         and outputs, q, k, v, the attention output, the MLP input and its hidden pre/post activation;
         fused attention keeps no (T, T) matrix (training uses the fused kernel outside log steps);
-        with dropout > 0 add the one-byte dropout masks, and on CPU, where SDPA with dropout falls
-        back to its math kernel, B nh T^2 (2 e + 1) for the probabilities, dropped copy and mask
+        with dropout > 0 add the one-byte dropout masks. The manual attention path (the runtime's
+        choice under bf16 on a CPU, or attn_backend=manual) keeps the probabilities, B nh T^2 e, and
+        with dropout also their dropped copy and mask, B nh T^2 (2 e + 1); so does CPU SDPA with
+        dropout, which falls back to its math kernel
     head ~ B T V (e + 12)                          logits, their float32 copy and log-softmax, and the
                                                    float32 gradient of the logits during backward
 It ignores the allocator's rounding and fragmentation, the kernels' workspaces and torch.compile's
@@ -64,8 +66,9 @@ def estimate_mb(cfg: RunConfig, n_params: int, batch_size: int, runtime: Runtime
     per_block = e * BT * (8 * m.n_embd + k * m.mlp_hidden)
     if m.dropout > 0:
         per_block += 3 * BT * m.n_embd  # one-byte masks
-        if runtime.device.type != "cuda":  # CPU SDPA with dropout runs the math path: (T, T) kept
-            per_block += batch_size * m.n_head * m.block_size ** 2 * (2 * e + 1)
+    # (T, T) probabilities kept: the manual path, or CPU SDPA with dropout (its math fallback)
+    if runtime.attn_backend == "manual" or (m.dropout > 0 and runtime.device.type != "cuda"):
+        per_block += batch_size * m.n_head * m.block_size ** 2 * ((2 * e + 1) if m.dropout > 0 else e)
     blocks = m.n_layer * per_block
     head = BT * m.vocab_size * (e + 12) + 2 * e * BT * m.n_embd
     return (states + blocks + head) / MB
