@@ -3,9 +3,12 @@
 Estimate (bytes), P parameters, B batch, T block_size, C n_embd, H mlp hidden, V vocab, L layers,
 e bytes per activation element (2 under bf16/fp16 autocast, else 4):
     weights 4P + grads 4P + AdamW exp_avg and exp_avg_sq 8P
-    activations per block ~ e B T (8 C + k H)      k = 2, or 3 for a gated MLP (swiglu; the `gated`
-                                                   trait in gptlab/axes.py): the norm inputs
-        and outputs, q, k, v, the attention output, the MLP input and its hidden pre/post activation;
+    activations per block ~ B T (16 C + e (4 C + k H) + a 2 C)
+                                                   k = 2, or 3 for a gated MLP (swiglu; the `gated`
+                                                   trait in gptlab/axes.py): the two norms' inputs
+        and outputs (float32 under autocast too: 16 C), q, k, v, the attention output and the MLP's
+        hidden pre/post activation (e each), and under autocast (a = 2, else 0) the low-precision
+        copies of the two norm outputs that the linear layers keep;
         fused attention keeps no (T, T) matrix (training uses the fused kernel outside log steps);
         with dropout > 0 add the one-byte dropout masks. The manual attention path (the runtime's
         choice under bf16 on a CPU, or attn_backend=manual) keeps the probabilities, B nh T^2 e, and
@@ -63,7 +66,8 @@ def estimate_mb(cfg: RunConfig, n_params: int, batch_size: int, runtime: Runtime
     k = 3 if m.trait("activation", "gated") else 2
     BT = batch_size * m.block_size
     states = 16 * n_params
-    per_block = e * BT * (8 * m.n_embd + k * m.mlp_hidden)
+    a = 2 if e == 2 else 0  # autocast's bf16/fp16 copies of the (float32) norm outputs
+    per_block = BT * (16 * m.n_embd + e * (4 * m.n_embd + k * m.mlp_hidden) + a * 2 * m.n_embd)
     if m.dropout > 0:
         per_block += 3 * BT * m.n_embd  # one-byte masks
     # (T, T) probabilities kept: the manual path, or CPU SDPA with dropout (its math fallback)
