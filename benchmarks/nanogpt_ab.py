@@ -103,8 +103,8 @@ def main() -> None:
         n = args.steps
         nanogpt_args += [f"--max_iters={n}", f"--lr_decay_iters={n}", f"--eval_interval={n}"]
         gptlab_args += [f"max_steps={n}", f"eval_interval={n}"]
-    # the same thread count for both; anything else each program decides for itself (gptlab's CLI sets
-    # OMP_WAIT_POLICY=PASSIVE unless it is set here)
+    # the same thread count for both; anything else (dtype, attention kernel, OpenMP's wait policy) each
+    # program decides for itself, by its own defaults
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
            "WANDB_MODE": "disabled"}
     rows = []

@@ -132,9 +132,11 @@ class TrainConfig:
     eval_steps: int = 200
     seed: int = 0
     device: str = "auto"
+    # auto: bf16 autocast where the hardware multiplies bf16 (CUDA with bf16, AVX512-BF16/AMX CPUs), else float32
     dtype: str = _choice("auto", "float32", "bfloat16", "float16", default="auto")
     compile: Union[bool, str] = _choice("auto", True, False, default="auto")
-    # speed features, each with an off switch; auto = on where it helps (CUDA), off on CPU
+    # speed features, each with an off switch; auto = on where it helps (CUDA), off on CPU, except
+    # attn_backend: auto = manual under bf16/fp16 on a CPU, else fused (gptlab/train/device.py)
     cuda_graphs: Union[bool, str] = _choice("auto", True, False, default="auto")
     fused_adamw: Union[bool, str] = _choice("auto", True, False, default="auto")
     attn_backend: str = _choice("auto", "fused", "manual", default="auto")

@@ -1,7 +1,7 @@
 """The `gptlab` command line (the typer app is in app.py).
 
 OpenMP's wait policy is left to OpenMP (or to the user's OMP_WAIT_POLICY): its default spins briefly at a
-barrier, then sleeps. Forcing PASSIVE (sleep at once) made a step of nanoGPT's CPU recipe 2.2x slower on
+barrier, then sleeps. Forcing PASSIVE (sleep at once) made a step of nanoGPT's CPU recipe 2.3x slower on
 an idle 2-core machine, because a sleeping thread wakes late for each of a step's many small parallel ops
 (benchmarks/cpu_speed.md). The job pool gives each concurrent run its share of the cores, so spinning
 threads of one run never wait for a core held by another.
