@@ -187,6 +187,16 @@ BUILTIN_KEYS: dict[str, str] = {f.name: s for s, cls in SECTIONS.items() for f i
 KEY_SECTION: dict[str, str] = dict(BUILTIN_KEYS)
 
 
+def spelled_choice(key: str, value: Any) -> Any:
+    """`value` as the choice it spells when YAML 1.1 read a word as a boolean (`diagnostics=off` arrives as
+    False), for names and records; validation maps it the same way (_check_types)."""
+    if not isinstance(value, bool) or key not in BUILTIN_KEYS:
+        return value
+    field_ = next(f for f in fields(SECTIONS[BUILTIN_KEYS[key]]) if f.name == key)
+    choices = field_.metadata.get("choices")
+    return _yaml11_word(value, choices) if choices and True not in choices else value
+
+
 def settable() -> set[str]:
     """Every key a user may set: the built-ins and the options of the plugins imported so far."""
     return set(KEY_SECTION) - {"vocab_size"}

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gptlab.config import KEY_SECTION, SECTIONS, RunConfig, build_config, flatten_overrides
+from gptlab.config import KEY_SECTION, SECTIONS, RunConfig, build_config, flatten_overrides, spelled_choice
 from gptlab.errors import ConfigError, UserError
 from gptlab.yamlio import line_of, load_yaml, parse_scalar
 
@@ -33,7 +33,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         key = key.strip().replace("-", "_")  # --max-steps=1 means max_steps
         if not key:
             raise UserError(f"cannot read override '{arg}'", fix="write key=value")
-        out.update(leaves(key, parse_value(value, arg)))
+        out.update({k: spelled_choice(k, v) for k, v in leaves(key, parse_value(value, arg)).items()})
         i += 1
     return out
 
@@ -140,7 +140,7 @@ def without_nulls(flat: dict[str, Any]) -> dict[str, Any]:
 def run_name(overrides: dict[str, Any], config_file: str | None = None) -> str:
     """Deterministic name from the overrides, e.g. 'n_layer=2-lr=0.001'."""
     parts = [Path(config_file).stem] if config_file else []
-    parts += [f"{k}={format_value(v)}" for k, v in overrides.items()]
+    parts += [f"{k}={format_value(spelled_choice(k, v))}" for k, v in overrides.items()]
     name = "-".join(parts) or "defaults"
     return re.sub(r"[^\w.=+-]", "_", name)
 

@@ -64,4 +64,5 @@ def test_usage_errors_click_finds_are_one_line_too(tmp_path, args, needles):
 def test_a_bare_command_still_shows_its_help():
     out = cli()
     shown = out.stdout + out.stderr
-    assert out.returncode == 2 and "Usage:" in shown and "train" in shown and "sweep" in shown
+    # exit code 2 with click >= 8.2 (typer's own click included), 0 with older clicks
+    assert out.returncode in (0, 2) and "Usage:" in shown and "train" in shown and "sweep" in shown

@@ -123,6 +123,8 @@ def test_yaml_boolean_words_mean_the_choice_they_spell(tmp_path):
     in a file both mean the choice "off", not an invalid False."""
     cfg, _ = resolve(None, parse_overrides(["diagnostics=off"]))
     assert cfg.log.diagnostics == "off"
+    assert parse_overrides(["diagnostics=off"]) == {"diagnostics": "off"}  # names and records say "off" too
+    assert run_name({"diagnostics": False}) == run_name({"diagnostics": "off"}) == "diagnostics=off"
     path = tmp_path / "c.yaml"
     path.write_text("log:\n  diagnostics: off\n")
     assert load_config_file(path) == {"diagnostics": False}  # as YAML read it; the config maps it

@@ -67,6 +67,48 @@ def test_interrupted_run_resumes_exactly_where_it_stopped(tmp_path):
     assert resumed["final_val_loss"] == pytest.approx(straight["final_val_loss"], abs=1e-5)
 
 
+def test_a_resumed_run_keeps_the_arithmetic_it_started_with(tmp_path, monkeypatch):
+    """Started where `dtype: auto` meant float32, resumed where it means bf16 (another machine, simulated):
+    the resumed attempt keeps float32 and the fused kernel, and ends exactly as an uninterrupted float32
+    run; a fresh run on the bf16 machine computes in bf16."""
+    import gptlab.train.device as device
+
+    monkeypatch.setattr(device, "native_bf16_cpu", lambda: False)
+    straight = run_training(tiny(device="cpu"), tmp_path, RunMeta(name="straight"))
+
+    def stop_at_20(row):
+        if row["step"] == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(tiny(device="cpu"), tmp_path, RunMeta(name="moved"), on_log=stop_at_20)
+    monkeypatch.setattr(device, "native_bf16_cpu", lambda: True)
+    resumed = run_training(tiny(device="cpu"), tmp_path, RunMeta(name="moved"))
+    provenance = yaml.safe_load((tmp_path / "adhoc" / "moved" / "config.yaml").read_text())["provenance"]
+    assert (provenance["dtype"], provenance["attention"]) == ("float32", "fused")
+    assert resumed["final_val_loss"] == pytest.approx(straight["final_val_loss"], abs=1e-5)
+    run_training(tiny(device="cpu"), tmp_path, RunMeta(name="fresh"))
+    provenance = yaml.safe_load((tmp_path / "adhoc" / "fresh" / "config.yaml").read_text())["provenance"]
+    assert (provenance["dtype"], provenance["attention"]) == ("bfloat16", "manual")
+
+
+def test_kept_runtime_reads_provenance_and_knows_runs_stored_before_it():
+    from gptlab.train.device import Runtime, kept_runtime
+
+    now = Runtime(torch.device("cpu"), torch.bfloat16, False, attn_backend="manual")
+    auto = tiny().train
+    assert kept_runtime(now, auto, {"provenance": {"dtype": "float32", "attention": "fused"}}) == \
+        Runtime(torch.device("cpu"), torch.float32, False, attn_backend="fused")
+    assert kept_runtime(now, auto, {"provenance": {"dtype": "bfloat16", "attention": "manual"}}) == now
+    # 0.2.0 recorded neither: its CPU auto was float32 with the fused kernel
+    old = {"provenance": {"device": "cpu", "torch_version": "2.13.0"}}
+    assert kept_runtime(now, auto, old) == Runtime(torch.device("cpu"), torch.float32, False, attn_backend="fused")
+    # explicit keys meant the same then as now
+    explicit = tiny(dtype="bfloat16", attn_backend="manual").train
+    assert kept_runtime(now, explicit, old) == now
+    assert kept_runtime(now, auto, None) == now  # no readable config.yaml: this machine's resolution
+
+
 def test_a_finished_run_is_not_trained_again(tmp_path):
     first = run_training(tiny(), tmp_path, RunMeta(name="once"))
     again = run_training(tiny(), tmp_path, RunMeta(name="once"))

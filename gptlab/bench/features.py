@@ -11,6 +11,9 @@ FEATURES: dict[str, tuple[object, dict]] = {
     "bf16 autocast": (lambda rt, cfg: str(rt.dtype) != "torch.float32", {"dtype": "float32"}),
     "fused AdamW": (lambda rt, cfg: rt.fused_adamw, {"fused_adamw": False}),
     "fused attention": (lambda rt, cfg: rt.attn_backend == "fused", {"attn_backend": "manual"}),
+    # auto's choice of the manual path (bf16 on a CPU): its row puts the fused kernel back
+    "manual attention": (lambda rt, cfg: rt.attn_backend == "manual" and cfg.train.attn_backend == "auto",
+                         {"attn_backend": "fused"}),
     "device sampling": (lambda rt, cfg: rt.device_sampling, {"device_sampling": False}),
     "diagnostics": (lambda rt, cfg: cfg.log.diagnostics != "off", {"diagnostics": "off"}),
 }

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from gptlab.dataset import eval_windows, load_data
 from gptlab.errors import UserError
-from gptlab.train.device import resolve_runtime
+from gptlab.store import RunStore
+from gptlab.train.device import kept_runtime, resolve_runtime
 from gptlab.train.evaluate import evaluate
 from gptlab.train.loading import load_run
 from gptlab.yamlio import atomic_write_json
@@ -32,8 +33,11 @@ def length_eval(run_dir: str | Path, block_sizes: list[int], device: str = "auto
         raise UserError(f"learned positions cannot evaluate beyond block_size={trained}", key="--block-size",
                         fix=f"give lengths up to {trained}, or evaluate a run with sinusoidal, rope, alibi or "
                             f"none positions")
-    runtime = resolve_runtime(dataclasses.replace(cfg.train, device=device, compile=False))
+    # scored with the arithmetic the run trained with (its provenance), whatever this machine's auto says
+    runtime = kept_runtime(resolve_runtime(dataclasses.replace(cfg.train, device=device, compile=False)),
+                           cfg.train, RunStore(run_dir).config())
     model = run.model.to(runtime.device)
+    model.set_attention_backend(runtime.attn_backend)
     data = load_data(cfg.data, longest)
     val = data.val.to(runtime.device)
     budget = cfg.train.eval_steps * cfg.train.batch_size * trained  # tokens, as the run's own eval

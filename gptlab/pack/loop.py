@@ -25,7 +25,7 @@ from gptlab.pack.optim import StackedAdamW, clip_per_member
 from gptlab.pack.stacked import stack_models
 from gptlab.store import RunLocked, Status
 from gptlab.store.layout import LOCKED
-from gptlab.train.device import resolve_runtime
+from gptlab.train.device import kept_runtime, resolve_runtime
 from gptlab.train.optim import lr_at
 from gptlab.train.provenance import provenance
 from gptlab.train.runstart import failure_text, log_start, record_failure
@@ -61,6 +61,13 @@ def run_pack(cfgs: list[RunConfig], metas: list[RunMeta], runs_root: Path, fresh
                 summaries[i] = previous
                 member.release()
         todo = [m for i, m in enumerate(members) if i not in summaries]
+        stored = [m.stored for m in todo if m.stored is not None]
+        if stored:  # resumed members keep the arithmetic they started with (they started as one pack)
+            runtime = kept_runtime(runtime, cfgs[0].train, stored[0])
+            kept = provenance(runtime)
+            if kept != prov:
+                for member in todo:
+                    member.keep_provenance(kept)
         if todo:
             try:
                 pack = _Pack(todo, runtime, data)

@@ -16,7 +16,7 @@ import torch
 
 from gptlab.config import RunConfig
 from gptlab.model import build_model
-from gptlab.store import RunStore, summary_record
+from gptlab.store import RunStore, StoreError, summary_record
 from gptlab.store.layout import ELSEWHERE
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint
 from gptlab.train.optim import build_optimizer
@@ -48,9 +48,19 @@ class Member:
             if start == Start.elsewhere:
                 print(f"{self.meta.name}: {previous['status']} {ELSEWHERE}")
             return previous
+        # a resumed member keeps the arithmetic it started with (the pack loop reads it from here)
+        try:
+            self.stored = self.store.config() if start == Start.resume else None
+        except StoreError:  # damaged: the checkpoint decides the resume; the arithmetic is this machine's `auto`
+            self.stored = None
         self.record = record
         self.store.write_config(record)
         return None
+
+    def keep_provenance(self, prov: dict[str, Any]) -> None:
+        """Rewrite config.yaml's provenance once the pack's runtime is settled."""
+        self.record = {**self.record, "provenance": prov}
+        self.store.write_config(self.record)
 
     def build(self, runtime, train_data: torch.Tensor) -> None:  # noqa: ANN001
         """This member's model exactly as the trainer builds it (its seed, then build_model), its AdamW

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -52,7 +55,7 @@ def pick_device(name: str) -> torch.device:
 
 def native_bf16_cpu() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX). There, on nanoGPT's CPU
-    recipe, a bf16 matmul runs 2-4x faster than an fp32 one (benchmarks/cpu_speed.md)."""
+    recipe's shapes, a bf16 matmul runs 3.3-4.3x faster than a float32 one (benchmarks/cpu_speed.md)."""
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
@@ -67,8 +70,8 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
         dtype = torch.bfloat16 if native_bf16 else torch.float32
     else:
         dtype = _DTYPES[cfg.dtype]
-    # on CPU, the fused (flash) kernel's bf16 backward is slower than the whole manual path's bf16
-    # matmuls: 41.5 vs 23.4 ms per step on the recipe (benchmarks/cpu_speed.md)
+    # on CPU, the fused (flash) kernel is slow in bf16: a bf16 step of the recipe takes 36.6 ms with it and
+    # 20.0 ms with the manual path (benchmarks/cpu_speed.md)
     low_precision_cpu = device.type == "cpu" and dtype != torch.float32
     attn_backend = cfg.attn_backend if cfg.attn_backend != "auto" else "manual" if low_precision_cpu else "fused"
     # auto compiles on CUDA only: on CPU a compiled step saves ~6% of its time but compiling costs tens of
@@ -77,6 +80,30 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
     return Runtime(device, dtype, compile_, cuda_graphs=compile_ and cuda and _switch(cfg.cuda_graphs, True),
                    fused_adamw=_switch(cfg.fused_adamw, cuda), device_sampling=_switch(cfg.device_sampling, cuda),
                    attn_backend=attn_backend)
+
+
+def kept_runtime(runtime: Runtime, cfg: TrainConfig, stored: Mapping[str, Any] | None) -> Runtime:
+    """`runtime` with the dtype and attention kernel a stored run trained with (its config.yaml's
+    `provenance`), for resuming or re-scoring it: a run never changes arithmetic between attempts (a
+    resume on another machine) or between training and `gptlab eval`. Runs stored before provenance
+    recorded them (gptlab 0.2.0 and earlier) had resolved `auto` to float32 on a CPU and to the fused
+    kernel everywhere."""
+    if stored is None:  # nothing readable on disk: this machine's resolution
+        return runtime
+    prov = stored.get("provenance") or {}
+    if prov.get("dtype") in _DTYPES:
+        dtype = _DTYPES[prov["dtype"]]
+    elif "dtype" not in prov and cfg.dtype == "auto" and runtime.device.type == "cpu":
+        dtype = torch.float32
+    else:
+        dtype = runtime.dtype
+    if prov.get("attention") in ("fused", "manual"):
+        attention = prov["attention"]
+    elif "attention" not in prov and cfg.attn_backend == "auto":
+        attention = "fused"
+    else:
+        attention = runtime.attn_backend
+    return dataclasses.replace(runtime, dtype=dtype, attn_backend=attention)
 
 
 def _switch(value: bool | str, auto: bool) -> bool:

@@ -22,13 +22,13 @@ from gptlab.dataset import eval_windows, load_data
 from gptlab.model import build_model
 from gptlab.overrides import label_from_name
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
-from gptlab.train.device import resolve_runtime
+from gptlab.train.device import kept_runtime, resolve_runtime
 from gptlab.train.optim import lr_at
 from gptlab.train.progress import ProgressPrinter
 from gptlab.train.runstart import Start, decide_start, failure_text, log_start, record_failure, stop_signal_text
 from gptlab.train.provenance import provenance
 from gptlab.train.step import TrainStep
-from gptlab.store import RunStore, Status, StoreWriteError, summary_record
+from gptlab.store import RunStore, Status, StoreError, StoreWriteError, summary_record
 from gptlab.store.layout import ELSEWHERE
 from gptlab.train.tracking import Tracker, under_slurm
 
@@ -66,6 +66,8 @@ def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool 
             return previous
         if start == Start.done:
             return previous
+        if start == Start.resume:  # a resumed run keeps the arithmetic it started with
+            runtime = kept_runtime(runtime, cfg.train, _stored_config(store))
         record = {**cfg.to_dict(),
                   "run": {"experiment": meta.experiment, "name": meta.name, "label": meta.label(),
                           "variant": meta.variant, "seed": cfg.train.seed, "overrides": dict(meta.overrides)},
@@ -80,6 +82,13 @@ def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool 
         return loop.run()
     finally:
         lock.close()
+
+
+def _stored_config(store: RunStore) -> dict[str, Any] | None:
+    try:
+        return store.config()
+    except StoreError:  # damaged: the checkpoint decides the resume; the arithmetic is this machine's `auto`
+        return None
 
 
 class _Loop:
