@@ -49,6 +49,7 @@ def test_generate_on_a_missing_run(tmp_path):
     (("nosuch",), ("No such command 'nosuch'", "gptlab --help")),
     (("run",), ("gptlab run", "spec")),
     (("report", "--no-such-option"), ("gptlab report", "--no-such-option")),
+    (("report", "--runs"), ("gptlab report", "'--runs' requires an argument")),
     (("diagnostics", "--bogus"), ("No such command 'diagnostics'",)),
 ])
 def test_usage_errors_click_finds_are_one_line_too(tmp_path, args, needles):

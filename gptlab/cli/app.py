@@ -43,6 +43,13 @@ for command, extra in ((train_cmd.train, True), (generate_cmd.generate, False), 
 _CLICK_ERRORS = sys.modules[typer.BadParameter.__module__]
 
 
+def _command_named_in(args: list[str]) -> str:
+    """'gptlab report' when the arguments name a command (an error click raised without a context)."""
+    names = {c.name for c in app.registered_commands}
+    first = next((a for a in args if not a.startswith("-")), None)
+    return f"gptlab {first}" if first in names else "gptlab"
+
+
 def main() -> None:
     """The console entry point. A usage error that click finds (an unknown option or command, a misspelt
     choice, a missing argument) is one line on stderr and exit code 2, like every other bad input; a bare
@@ -53,7 +60,7 @@ def main() -> None:
         app()  # typer's own help page, exit code 2
     except _CLICK_ERRORS.ClickException as err:
         ctx = getattr(err, "ctx", None)
-        where = ctx.command_path if ctx is not None else "gptlab"
+        where = ctx.command_path if ctx is not None else _command_named_in(sys.argv[1:])
         message = " ".join(err.format_message().split())
         print(f"error: {where}: {message} (see '{where} --help')", file=sys.stderr)
         sys.exit(err.exit_code)
