@@ -36,8 +36,7 @@ def length_eval(run_dir: str | Path, block_sizes: list[int], device: str = "auto
     # scored with the arithmetic the run trained with (its provenance), whatever this machine's auto says
     runtime = kept_runtime(resolve_runtime(dataclasses.replace(cfg.train, device=device, compile=False)),
                            cfg.train, RunStore(run_dir).config())
-    model = run.model.to(runtime.device)
-    model.set_attention_backend(runtime.attn_backend)
+    model = runtime.prepare(run.model)
     data = load_data(cfg.data, longest)
     val = data.val.to(runtime.device)
     budget = cfg.train.eval_steps * cfg.train.batch_size * trained  # tokens, as the run's own eval

@@ -103,8 +103,7 @@ def memory_table(cfg: RunConfig, batch_sizes: list[int], limit_mb: float | None 
         _warm_up_cpu(cfg, runtime)  # torch's one-time lazy set-up must not count as training memory
     base_rss = current_rss_mb()
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model).to(runtime.device)
-    model.set_attention_backend(runtime.attn_backend)  # the kernel training uses
+    model = runtime.prepare(build_model(cfg.model))
     fwd = torch.compile(model) if runtime.compile else model
     opt = build_optimizer(model, cfg.train, fused=runtime.fused_adamw)
     n_params = model.num_params()
@@ -133,8 +132,7 @@ def memory_table(cfg: RunConfig, batch_sizes: list[int], limit_mb: float | None 
 def _warm_up_cpu(cfg: RunConfig, runtime: Runtime) -> None:
     """One step of a one-layer copy of the model at batch 1, thrown away."""
     small = cfg.replace(n_layer=1)
-    model = build_model(small.model)
-    model.set_attention_backend(runtime.attn_backend)
+    model = runtime.prepare(build_model(small.model))
     opt = build_optimizer(model, small.train, fused=runtime.fused_adamw)
     _measure(small, model, model, opt, runtime, 1, 1, 0.0)
 

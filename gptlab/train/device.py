@@ -31,6 +31,13 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """`model` on this runtime's device with every attention layer on this runtime's kernel: how a
+        model trains, is evaluated and is measured."""
+        model.to(self.device)
+        model.set_attention_backend(self.attn_backend)
+        return model
+
     @property
     def needs_scaler(self) -> bool:
         return self.dtype == torch.float16

@@ -54,7 +54,7 @@ class TrainStep:
     def __init__(self, cfg: RunConfig, model: nn.Module, runtime: Runtime, train_data: torch.Tensor) -> None:
         t = cfg.train
         self.cfg, self.rt, self.model = cfg, runtime, model
-        model.set_attention_backend(runtime.attn_backend)
+        runtime.prepare(model)
         self.opt = build_optimizer(model, t, fused=runtime.fused_adamw)
         self.train_loss, self.eval_loss = _train_loss, _eval_loss
         if runtime.compile:
