@@ -1,0 +1,91 @@
+"""Adaptive seeds: the group-sequential boundaries, the verdict API, and the error rates proved by
+simulation (K = 3 comparisons, seed sd 0.008 nats, Gaussian and scaled-t3 noise, 2000 studies each)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gptlab.analysis.sequential import (VERDICTS, SequentialDesign, _z_boundaries, decide, decide_family,
+                                        fixed_design_seeds, mde_at)
+from gptlab.analysis.sequential_sim import simulate, simulate_fixed
+
+SD, MARGIN, ALPHA, S = 0.008, 0.02, 0.05, 2000
+DESIGN = SequentialDesign(start=3, max=12, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=3)
+NOISES = ("gaussian", "t3")
+
+
+def bound(rate: float = ALPHA) -> float:
+    return rate + 3 * math.sqrt(rate * (1 - rate) / S)
+
+
+def test_boundaries_match_published_values():
+    # five equally spaced looks; Jennison & Turnbull (2000) tables 7.6 / gsDesign sfLDPocock, sfLDOF
+    five = tuple(i / 5 for i in range(1, 6))
+    assert np.allclose(_z_boundaries(five, 0.05, True, "pocock"), [2.438, 2.427, 2.410, 2.397, 2.386], atol=2e-3)
+    assert np.allclose(_z_boundaries(five, 0.025, False, "obrien_fleming"), [4.877, 3.357, 2.680, 2.290, 2.031],
+                       atol=2e-3)
+    assert np.allclose(_z_boundaries(five, 0.05, True, "obrien_fleming"), [4.877, 3.357, 2.680, 2.290, 2.031],
+                       atol=2e-3)
+
+
+def test_design_looks_and_validation():
+    assert DESIGN.looks == (3, 5, 7, 9, 11, 12)
+    assert SequentialDesign(start=4, max=12, step=4).looks == (4, 8, 12)
+    with pytest.raises(ValueError, match="obrien_fleming"):
+        SequentialDesign(spending="bogus")
+    with pytest.raises(ValueError, match="seeds.max"):
+        SequentialDesign(start=5, max=4)
+    with pytest.raises(ValueError, match="not a planned look"):
+        decide(DESIGN, np.zeros(4), np.zeros(4))
+
+
+def test_decide_verdicts_and_fields():
+    rng = np.random.default_rng(0)
+    base = rng.normal(3.0, SD, 12)
+    far = decide(DESIGN, base[:5] + 0.05, base)  # a loss 0.05 higher: worse
+    assert far.verdict == "different" and far.direction == "worse" and far.ci_low > 0
+    assert far.n == 5 and far.look == 1 and not far.final and far.p_value < far.p_boundary
+    same = decide(DESIGN, rng.normal(3.0, SD, 12), base)
+    assert same.verdict == "equivalent" and -MARGIN < same.eq_low < same.eq_high < MARGIN and same.final
+    unclear = decide(DESIGN, base[:3] + 0.015 + rng.normal(0, SD, 3), base)
+    assert unclear.verdict in VERDICTS and (unclear.direction is None) == (unclear.verdict != "different")
+    family = decide_family(DESIGN, base, {"a": base[:5] - 0.05, "b": base[:5]}, sign=-1)
+    assert family["a"].direction == "better"
+    with pytest.raises(ValueError, match="splits alpha over 3"):
+        decide_family(DESIGN, base, {str(i): base[:3] for i in range(4)})
+
+
+def test_power_solvers():
+    assert fixed_design_seeds(0.03, SD, margin=MARGIN, n_comparisons=3, power=0.9) == 4
+    assert fixed_design_seeds(0.003, SD, margin=MARGIN, n_comparisons=3, power=0.9) == 7
+    assert mde_at(12, SD, n_comparisons=3) < mde_at(5, SD, n_comparisons=3)
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_no_false_difference_family_wise_and_naive_rule_fails(noise):
+    adaptive = simulate(DESIGN, (0.0, 0.0, 0.0), SD, n_studies=S, noise=noise, seed=1)
+    assert adaptive.family_rate("different") <= bound()
+    naive = simulate(DESIGN, (0.0, 0.0, 0.0), SD, n_studies=S, noise=noise, seed=1, rule="naive")
+    assert naive.family_rate("different") > bound()  # peeking at p < 0.05: the test can fail
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_no_false_equivalence_at_the_margin(noise):
+    at_margin = simulate(DESIGN, (MARGIN, MARGIN, -MARGIN), SD, n_studies=S, noise=noise, seed=2)
+    assert at_margin.family_rate("equivalent") <= bound()
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_adaptive_matches_fixed_power_with_fewer_runs(noise):
+    diffs = (0.03, 0.0, 0.003)  # a large effect, a null, an equivalent pair
+    adaptive = simulate(DESIGN, diffs, SD, n_studies=S, noise=noise, seed=3)
+    power = adaptive.power()
+    ns = [fixed_design_seeds(d, SD, margin=MARGIN, n_comparisons=3, power=min(p, 0.999))
+          for d, p in zip(diffs, power)]
+    fixed = simulate_fixed(ns, diffs, SD, alpha=ALPHA, margin=MARGIN, n_studies=S, noise=noise, seed=3)
+    se = np.sqrt(power * (1 - power) / S) + 1 / S
+    assert np.all(power >= fixed.power() - 3 * se)
+    assert np.all(adaptive.expected_seeds()[:3] < ns)
+    assert adaptive.expected_runs() < 0.8 * fixed.expected_runs()
