@@ -182,7 +182,8 @@ class LookBatch:
 
 def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.ndarray) -> LookBatch:
     """Verdicts for S studies at once: `variant` is (S, n) with n a planned look, `baseline` is (S, m >= n),
-    of which the first n seeds are used (so each look sees the information the design planned for)."""
+    of which the first n seeds are used (so each look sees the information the design planned for).
+    Seeds that agree exactly (standard error 0) give a zero-width interval: the diff is known exactly."""
     variant, baseline = np.atleast_2d(np.asarray(variant, float)), np.atleast_2d(np.asarray(baseline, float))
     n = variant.shape[1]
     look = design.look_index(n)
