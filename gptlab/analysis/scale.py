@@ -25,6 +25,10 @@ p below alpha. The verdict of a comparison (sizes s_1 < ... < s_K, `scale_text.V
     holds      significant at every size (so with one sign), slope not significant or not fitted (2 sizes)
     no effect  equivalent within the margin at every size
     unclear    none of the above: significant at some sizes only, or too little data to say
+"Fitted effect" is the model's line at the size's N. Intervals are 95% whatever `alpha` (the decision level).
+Also: the variants ranked by mean per size with Kendall's tau between the smallest and largest size;
+power laws of the metric in N and C (`scale_fits`, when lower is better); and, given `predict_n_params`
+and 3+ sizes, the model's effect there with a 95% prediction interval, an extrapolation, never a finding.
 """
 from __future__ import annotations
 
@@ -134,7 +138,8 @@ class ScaleResult:
     predict_n_params: float | None
     model_formula: str | None  # None below 3 sizes
     model_df_resid: float
-    runs: pd.DataFrame = field(repr=False, compare=False)
+    runs: pd.DataFrame = field(repr=False, compare=False)  # the input runs used (COLUMNS)
+    figures: tuple = field(default=(), compare=False)  # FigureFiles, set by scale_figures.with_figures
 
     @property
     def verdicts(self) -> dict[str, str]:

@@ -8,10 +8,12 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -43,6 +45,11 @@ def scale_figures(result: ScaleResult, out_dir: Path, colors: dict[str, Any] | N
             plt.close(fig)
             made.append(FigureFile(name, caption, png, svg))
     return made
+
+
+def with_figures(result: ScaleResult, out_dir: Path, colors: dict[str, Any] | None = None) -> ScaleResult:
+    """The result carrying its drawn figures (what the report's Scale section shows)."""
+    return dataclasses.replace(result, figures=tuple(scale_figures(result, out_dir, colors)))
 
 
 def effect_figure(result: ScaleResult, colors: dict[str, Any]) -> tuple[Figure, str] | None:
@@ -108,6 +115,9 @@ def loss_figure(result: ScaleResult, colors: dict[str, Any]) -> tuple[Figure, st
                 ax.plot(xs, fit.predict(xs), color=colors[variant], lw=1.0, ls="-" if fit.form == "kaplan" else "--")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain = matplotlib.ticker.FormatStrFormatter("%.3g")  # a narrow log range: 2.6, not 2.6 x 10^0
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_xlabel("parameters N")
     ax.set_ylabel(result.metric)
     ax.grid(alpha=0.3, which="both")
