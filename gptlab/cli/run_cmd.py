@@ -35,9 +35,9 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
         ) -> None:
     """Run every variant x grid x seed of an experiment spec; resumable and crash-isolated."""
     from gptlab.jobs.devices import parse_devices
-    from gptlab.runner.execute import Study, conflict_error, plan
+    from gptlab.runner.dryrun import dry_run_table, scale_lines
+    from gptlab.runner.execute import plan
     from gptlab.runner.spec import load_spec
-    from gptlab.jobs.view import make_view
 
     if pack not in (None, "seeds", "auto"):
         raise UserError(f"invalid --pack '{pack}'", key="--pack", fix="use --pack seeds or --pack auto")
@@ -56,10 +56,6 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
                         runs / loaded.name / planned.name)
         return
     slots = parse_devices(devices)
-    jobs_planned = plan(loaded, runs, rerun)
-    conflict = conflict_error(jobs_planned, runs)
-    if conflict and not dry_run:
-        raise conflict
     if jobs == "auto":
         from gptlab.runner.packing import auto_jobs
 
@@ -67,42 +63,56 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
         print(f"--jobs auto: {n_jobs} at once on {', '.join(slots)}")
     else:
         n_jobs = int(jobs)
+    if loaded.in_rounds:
+        from gptlab.study.planner import Planner
+
+        planner = Planner(loaded, runs, rerun=rerun, pack=pack, launcher=launcher)
+        if dry_run:
+            from gptlab.study.describe import describe_study
+
+            print(describe_study(planner, slots, n_jobs))
+            return
+        code = planner.execute(lambda rnd, rerun_of: _execute(loaded, plan(loaded, runs, rerun, rnd.runs, rerun_of),
+                                                              runs, launcher, n_jobs, slots, wandb, fail_fast,
+                                                              rnd.pack, title=rnd.title))
+        if code:
+            raise typer.Exit(code=code)
+        return
+    jobs_planned = plan(loaded, runs, rerun)
+    conflict = conflict_error(jobs_planned, runs)
+    if conflict and not dry_run:
+        raise conflict
     if dry_run:
         print(dry_run_table(loaded, jobs_planned, slots))
+        print("\n".join(scale_lines(loaded)))
         if pack:
             from gptlab.pack.jobs import describe_packs
 
             todo = [j for j in jobs_planned if not j.action.startswith("skip") and j.action != "conflict"]
             print("\n".join(describe_packs(todo, pack, n_jobs)) or "--pack: nothing to pack")
         return
-    if launcher == "submitit":
-        from gptlab.runner.slurm import run_with_submitit
-
-        code = run_with_submitit(loaded, jobs_planned, runs, wandb)
-    elif launcher == "local":
-        study = Study(loaded, jobs_planned, runs, n_jobs=n_jobs, slots=slots, wandb=wandb, fail_fast=fail_fast,
-                      view=make_view(), pack=pack)
-        code = study.execute()
-    else:
-        raise UserError(f"invalid --launcher '{launcher}'", key="--launcher", fix="use local or submitit")
+    code = _execute(loaded, jobs_planned, runs, launcher, n_jobs, slots, wandb, fail_fast, pack)
     if code:
         raise typer.Exit(code=code)
 
 
-def dry_run_table(spec, jobs, slots: list[str]) -> str:  # noqa: ANN001
-    from gptlab.overrides import format_value
+def _execute(spec, jobs, runs: Path, launcher: str, n_jobs: int, slots: list[str], wandb: str | None,  # noqa: ANN001
+             fail_fast: bool, pack: str | None, title: str | None = None) -> int:
+    """Hand planned jobs to the job pool (local) or to Slurm (submitit); the exit code."""
+    from gptlab.jobs.view import make_view
+    from gptlab.runner.execute import Study, conflict_error
 
-    rows = []
-    for i, job in enumerate(jobs):
-        diff = " ".join(f"{k}={format_value(v)}" for k, v in job.run.overrides.items()) or "-"
-        state = job.describe()
-        device = "cpu" if slots[i % len(slots)] == "cpu" else f"cuda:{slots[i % len(slots)]}"
-        rows.append((job.run.name, diff, device, state))
-    headers = ("run", "differs from base", "device", "state")
-    widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    todo = sum(not j.action.startswith("skip") for j in jobs)
-    lines = [f"{spec.name}: {len(jobs)} runs ({todo} to execute) from {spec.path}", fmt.format(*headers),
-             fmt.format(*("-" * w for w in widths))]
-    lines += [fmt.format(*r) for r in rows]
-    return "\n".join(lines)
+    conflict = conflict_error(jobs, runs)
+    if conflict:
+        raise conflict
+    if launcher == "submitit":
+        from gptlab.runner.slurm import run_with_submitit
+
+        return run_with_submitit(spec, jobs, runs, wandb)
+    if launcher != "local":
+        raise UserError(f"invalid --launcher '{launcher}'", key="--launcher", fix="use local or submitit")
+    view = make_view()
+    if title:
+        view.message(f"== {title}")
+    return Study(spec, jobs, runs, n_jobs=n_jobs, slots=slots, wandb=wandb, fail_fast=fail_fast, view=view,
+                 pack=pack).execute()

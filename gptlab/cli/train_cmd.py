@@ -48,7 +48,8 @@ def train(ctx: typer.Context,
     experiment, name = agent_identity(experiment, name, shown, runs)
     run_meta = RunMeta(experiment=_safe(experiment, "experiment"),
                        name=_safe(name or extra.get("name") or run_name(shown, config_file), "name"),
-                       variant=extra.get("variant"), overrides=extra.get("overrides", shown))
+                       variant=extra.get("variant"), overrides=extra.get("overrides", shown),
+                       study=extra.get("study") or {})
     if print_config:
         echo_config(cfg, runs / run_meta.experiment / run_meta.name)
         return

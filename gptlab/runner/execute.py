@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,12 @@ class Job:
         return ACTIONS[self.action].format(status=self.status, error=self.result.get("error"))
 
 
-def plan(spec: Spec, runs_root: Path, rerun: str | None) -> list[Job]:
-    """Propose per run: skip (finished / failed / running elsewhere / damaged), resume, restart or start."""
-    return [plan_run(RunStore(runs_root / spec.name / run.name), run, rerun) for run in spec.runs]
+def plan(spec: Spec, runs_root: Path, rerun: str | None, runs: list[PlannedRun] | None = None,
+         rerun_of: Callable[[PlannedRun], str | None] | None = None) -> list[Job]:
+    """Propose per run (the spec's runs, or a round's): skip (finished / failed / running elsewhere / damaged),
+    resume, restart or start. `rerun_of`: the --rerun that applies to each run (a study's planner)."""
+    return [plan_run(RunStore(runs_root / spec.name / run.name), run, rerun_of(run) if rerun_of else rerun)
+            for run in (spec.runs if runs is None else runs)]
 
 
 def plan_run(store: RunStore, run: PlannedRun, rerun: str | None) -> Job:
@@ -120,7 +124,7 @@ def conflict_error(jobs: list[Job], runs_root: Path) -> UserError | None:
 def train_command(job: Job, spec: Spec, runs_root: Path, wandb: str | None) -> list[str]:
     args = [sys.executable, "-m", "gptlab", "train", "--experiment", spec.name, "--name", job.run.name,
             "--runs", str(runs_root), "--expect", job.expect,
-            "--meta", json.dumps({"variant": job.run.variant, "overrides": job.run.overrides})]
+            "--meta", json.dumps({"variant": job.run.variant, "overrides": job.run.overrides, "study": job.run.study})]
     if wandb:
         args += ["--wandb", wandb]
     if job.action == "fresh":

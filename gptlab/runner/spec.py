@@ -5,20 +5,22 @@ store until the whole study is known to be runnable.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gptlab.analysis.corrections import CORRECTIONS  # the analysis owns the names it computes
 from gptlab.config import RunConfig, build_config, flatten_overrides
 from gptlab.errors import ConfigError, UserError, closest
 from gptlab.overrides import format_value
+from gptlab.runner.design import Adaptive, Scale, Size, Tune, parse_scale, parse_seeds, parse_tune
 from gptlab.yamlio import line_of, load_yaml
 
-TOP_KEYS = ("name", "description", "base", "grid", "variants", "seeds", "compare")
+TOP_KEYS = ("name", "description", "base", "grid", "variants", "seeds", "compare", "tune", "scale")
 COMPARE_KEYS = ("metric", "goal", "baseline", "margin", "correction")
-CORRECTIONS = ("holm", "bh", "none")  # multiple-comparison adjustment over all tests of one report
 NAME_RE = re.compile(r"[A-Za-z0-9_][\w.+=]*")
 
 
@@ -36,9 +38,21 @@ class PlannedRun:
     name: str
     variant: str | None
     seed: int
-    overrides: dict[str, Any]   # keys that differ from the spec's base: variant, grid, seed
-    flat: dict[str, Any]        # every key this run sets: base, variant, grid, seed, --set
+    overrides: dict[str, Any]   # keys that differ from the spec's base: variant, size, grid, tuned value, seed
+    flat: dict[str, Any]        # every key this run sets: base, variant, size, grid, tuned value, seed, --set
     config: RunConfig
+    study: dict[str, Any] = field(default_factory=dict)  # stage (tune|compare), at (tuned|shared), size
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One variant x size x grid point: what a study compares, before seeds (and tuned values) are added."""
+
+    name: str                   # the run names' prefix ('' for a spec with neither variants nor grid)
+    variant: str | None
+    size: str | None
+    overrides: dict[str, Any]   # variant, size and grid keys
+    n_params: int | None = None  # scale studies: the model's parameter count
 
 
 @dataclass(frozen=True)
@@ -49,10 +63,42 @@ class Spec:
     base: dict[str, Any]
     grid: dict[str, list[Any]]
     variants: dict[str, dict[str, Any]]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...] | Adaptive
     compare: Compare
     raw: dict[str, Any] = field(repr=False)
-    runs: tuple[PlannedRun, ...] = ()
+    runs: tuple[PlannedRun, ...] = ()  # a fixed design's runs (adaptive: up to max seeds; tune: at base values)
+    cells: tuple[Cell, ...] = ()
+    tune: Tune | None = None
+    scale: Scale | None = None
+    sets: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def in_rounds(self) -> bool:
+        """Planned round by round from the store (gptlab.study) rather than all at once."""
+        return self.tune is not None or isinstance(self.seeds, Adaptive)
+
+    def seed_list(self) -> tuple[int, ...]:
+        """Every comparison seed the study may train."""
+        return self.seeds.seeds(self.seeds.max) if isinstance(self.seeds, Adaptive) else self.seeds
+
+    def planned(self, cell: Cell, seed: int, values: dict[str, Any] | None = None, *, stage: str = "compare",
+                at: str | None = None) -> PlannedRun:
+        """The run of `cell` at `seed`; `values`: tuned keys (a tuning candidate, or the chosen value)."""
+        values = values or {}
+        parts = [cell.name] if cell.name else []
+        if stage == "tune":
+            parts += ["tune"] + [f"{k}={format_value(v)}" for k, v in values.items()]
+        elif at == "shared":
+            parts.append("shared")
+        name = "-".join(parts + [f"seed{seed}"])
+        overrides = {**cell.overrides, **values, "seed": seed}
+        flat = {**self.base, **overrides, **self.sets}
+        study = {"stage": stage} if self.tune is not None or stage == "tune" else {}
+        if at is not None:
+            study["at"] = at
+        if cell.size is not None:
+            study["size"] = cell.size
+        return PlannedRun(name, cell.variant, seed, overrides, flat, build_config(flat), study)
 
 
 def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
@@ -82,11 +128,20 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
     base_flat = _flat(base, ("base",), lines, src)
     grid = _grid(data.get("grid"), lines, src, fail)
     variants = _variants(data.get("variants"), lines, src, fail)
-    seeds = _seeds(data.get("seeds", [0]), fail)
+    seeds = parse_seeds(data.get("seeds", [0]), fail)
     compare = _compare(data.get("compare"), variants, fail)
+    flat_at = lambda value, prefix: _flat(value, prefix, lines, src)  # noqa: E731
+    tune = parse_tune(data.get("tune"), seeds, flat_at, fail)
+    scale = parse_scale(data.get("scale"), flat_at, fail)
     for key in ("seed",):
         if key in grid or key in base_flat or any(key in v for v in variants.values()):
             fail("seeds are set by the spec's `seeds` list", fix="move them to seeds: [...]", key=key)
+    if tune is not None:
+        clash = [k for k in tune.values if k in grid]
+        if clash:
+            fail(f"'{clash[0]}' is both tuned and in the grid", ("grid", clash[0]), "tune it or grid it, not both")
+    if isinstance(seeds, Adaptive) and not variants:
+        fail("adaptive seeds need variants to compare", ("seeds",), "define variants, or give seeds as a list")
 
     try:
         sets = flatten_overrides(sets or {})
@@ -95,29 +150,99 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
     if "seed" in sets:
         raise UserError("seeds are set by the spec's `seeds` list", source="--set", key="seed",
                         fix=f"edit seeds: [...] in {src}")
-    runs = []
+    for key in (tune.values if tune else {}):
+        if key in sets:
+            raise UserError(f"{key} is tuned by the spec's tune: section", source="--set", key=key,
+                            fix=f"drop --set {key}=... or edit tune: in {src}")
+    sizes = _ordered_sizes(scale, base_flat, sets, fail) if scale else [None]
+    cells, runs = [], []
     names: dict[str, tuple[str, ...]] = {}
+    probe = Spec(path, name, description, base_flat, grid, variants, seeds, compare, data, sets=sets, tune=tune,
+                 scale=scale)
+    seed0 = probe.seed_list()[0]
     for vname, vflat in (variants.items() or [(None, {})]):
-        for point in _product(grid):
-            for seed in seeds:
-                overrides = {**vflat, **point, "seed": seed}
-                flat = {**base_flat, **overrides, **sets}
+        for size in sizes:
+            sflat = dict(size.overrides) if size else {}
+            for point in _product(grid):
+                overrides = {**vflat, **sflat, **point}
+                flat = {**base_flat, **overrides, "seed": seed0, **sets}
+                where = ("variants", vname) if vname else ("scale", size.name) if size else \
+                    ("grid",) if point else ("seeds",)
                 try:
                     config = build_config(flat)
+                    for values in (tune.candidates() if tune else []):  # every tuning value must build too
+                        build_config({**flat, **values})
                 except ConfigError as err:
                     if err.key in sets:
                         raise err.located("--set") from None
                     kp = _origin(err.key, vname, vflat, point, base_flat)
-                    fail(f"{err.message} (in run {_run_name(vname, point, seed)})", kp, err.fix, key=err.key)
+                    fail(f"{err.message} (in run {_run_name(vname, point, seed0, size)})", kp, err.fix, key=err.key)
                 coerced = config.flat()  # names from typed values: '1e-3' and 0.001 name the same run
-                run_name = _run_name(vname, {k: coerced[k] for k in point}, seed)
-                where = ("variants", vname) if vname else ("grid",) if point else ("seeds",)
-                if run_name in names:
-                    fail(f"duplicate run name '{run_name}'", where, "make variant names and grid values distinct")
-                names[run_name] = where
-                runs.append(PlannedRun(run_name, vname, seed, overrides, flat, config))
+                cell_name = _run_name(vname, {k: coerced[k] for k in point}, None, size)
+                if cell_name in names:
+                    fail(f"duplicate run name '{cell_name}'", where, "make variant names and grid values distinct")
+                names[cell_name] = where
+                cell = Cell(cell_name, vname, size.name if size else None, overrides,
+                            _n_params(config) if size else None)
+                cells.append(cell)
+                runs += [probe.planned(cell, seed) for seed in probe.seed_list()]
     _check_runnable(runs, src)
-    return Spec(path, name, description, base_flat, grid, variants, seeds, compare, data, tuple(runs))
+    return Spec(path, name, description, base_flat, grid, variants, seeds, compare, data, tuple(runs),
+                tuple(cells), tune, scale, sets)
+
+
+def _ordered_sizes(scale: Scale, base_flat: dict[str, Any], sets: dict[str, Any], fail) -> list[Size]:
+    """The sizes by their parameter count (computed at the base config, not declared); equal counts fail."""
+    counted = []
+    for size in scale.sizes:
+        flat = {**base_flat, **size.overrides, **sets}
+        try:
+            config = build_config(flat)
+        except ConfigError as err:
+            fail(f"{err.message} (in size {size.name})", ("scale", size.name, err.key or ""), err.fix, key=err.key)
+        if all(config.flat()[k] == build_config({**base_flat, **sets}).flat()[k] for k in size.overrides):
+            fail(f"size '{size.name}' changes nothing: every key equals the base config's", ("scale", size.name),
+                 "give each size a different shape")
+        counted.append((_n_params(config), size))
+    counted.sort(key=lambda item: item[0])
+    for (n1, a), (n2, b) in zip(counted, counted[1:]):
+        if n1 == n2:
+            fail(f"sizes '{a.name}' and '{b.name}' have the same parameter count ({n1:,})", ("scale", b.name),
+                 "change n_layer or n_embd of one of them")
+    if scale.tokens_per_param is not None:
+        return [Size(s.name, {**s.overrides, "max_steps": _steps_for(n, scale.tokens_per_param, {**base_flat, **s.overrides, **sets})})
+                for n, s in counted]
+    return [s for _, s in counted]
+
+
+def _steps_for(n_params: int, tokens_per_param: float, flat: dict[str, Any]) -> int:
+    """max_steps that trains `tokens_per_param` tokens per parameter."""
+    config = build_config(flat)
+    tokens_per_step = config.train.batch_size * config.train.grad_accum * config.model.block_size
+    return max(1, round(tokens_per_param * n_params / tokens_per_step))
+
+
+@functools.lru_cache(maxsize=8)
+def _vocab_of(path: str | None, val_fraction: float, block_size: int) -> int:
+    from gptlab.config import DataConfig
+    from gptlab.dataset import load_data
+
+    return load_data(DataConfig(path, val_fraction), block_size).tokenizer.vocab_size
+
+
+def _vocab_size(config: RunConfig) -> int:
+    return _vocab_of(config.data.path, config.data.val_fraction, config.model.block_size)
+
+
+def _n_params(config: RunConfig) -> int:
+    """The model's parameter count (as summary.json's n_params), built on the meta device: no memory."""
+    import torch
+
+    from gptlab.model import build_model
+
+    vocab = config.model.vocab_size or _vocab_size(config)
+    with torch.device("meta"):
+        return int(build_model(config.replace(vocab_size=vocab).model).num_params())
 
 
 def _check_runnable(runs: list[PlannedRun], src: str) -> None:
@@ -182,17 +307,6 @@ def _variants(value: Any, lines, src: str, fail) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _seeds(value: Any, fail) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                            for s in value):
-        fail("seeds must be a non-empty list of integers", ("seeds",), "write seeds: [0, 1, 2]")
-    if len(set(value)) != len(value):
-        fail("repeated seed", ("seeds",), "list each seed once")
-    return tuple(value)
-
-
 def _compare(value: Any, variants: dict[str, Any], fail) -> Compare:
     compare = _mapping(value, ("compare",), fail)
     for key in compare:
@@ -221,8 +335,10 @@ def _product(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
-def _run_name(variant: str | None, point: dict[str, Any], seed: int) -> str:
-    parts = ([variant] if variant else []) + [f"{k}={format_value(v)}" for k, v in point.items()] + [f"seed{seed}"]
+def _run_name(variant: str | None, point: dict[str, Any], seed: int | None, size: Size | None = None) -> str:
+    """`variant-size=m-lr=0.001-seed1`; without a seed, the cell's prefix."""
+    parts = ([variant] if variant else []) + ([f"size={size.name}"] if size else [])
+    parts += [f"{k}={format_value(v)}" for k, v in point.items()] + ([f"seed{seed}"] if seed is not None else [])
     return "-".join(parts)
 
 

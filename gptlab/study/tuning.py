@@ -1,0 +1,104 @@
+"""The tuning policy: every cell first trains each candidate value on the tuning seeds; the value with the best
+compared metric (mean over the tuning seeds) is the cell's choice, written once to tuning.json and reused.
+
+The tuning seeds never overlap the comparison seeds (checked when the spec loads): choosing the best of
+several runs and then testing on those same runs would favour the tuned side.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from gptlab.runner.spec import Cell, PlannedRun, Spec
+from gptlab.store.study import read_tuning, write_tuning
+from gptlab.study.values import Stored
+
+
+def tuning_runs(spec: Spec) -> list[PlannedRun]:
+    """Stage 1: each cell x candidate x tuning seed (candidates of one cell differ only in scalar training
+    keys, so `--pack auto` trains them as one process)."""
+    assert spec.tune is not None
+    return [spec.planned(cell, seed, values, stage="tune")
+            for cell in spec.cells for seed in spec.tune.seeds for values in spec.tune.candidates()]
+
+
+def base_values(spec: Spec, cell: Cell) -> dict[str, Any]:
+    """The tuned keys' values in the cell's own config (the shared value of `compare_shared`)."""
+    flat = spec.planned(cell, spec.seed_list()[0]).config.flat()
+    return {k: flat[k] for k in spec.tune.values}
+
+
+def _signature(spec: Spec) -> dict[str, Any]:
+    """What a stored choice was decided over; a stored choice is reused only when this is unchanged."""
+    return {"keys": list(spec.tune.values), "candidates": spec.tune.candidates(), "seeds": list(spec.tune.seeds),
+            "metric": spec.compare.metric, "goal": spec.compare.goal}
+
+
+def stored_choice(spec: Spec, runs_root: Path) -> dict[str, dict[str, Any]] | None:
+    """cell name -> chosen values from tuning.json, if it was decided over this spec's candidates."""
+    record = read_tuning(Path(runs_root) / spec.name)
+    if not record or record.get("signature") != _signature(spec):
+        return None
+    cells = record.get("cells") or {}
+    if not all(c.name in cells and isinstance(cells[c.name].get("chosen"), dict) for c in spec.cells):
+        return None
+    return {c.name: cells[c.name]["chosen"] for c in spec.cells}
+
+
+def decide(spec: Spec, runs_root: Path, results: dict[str, Stored]) -> dict[str, dict[str, Any]]:
+    """Choose each cell's values from its tuning runs, write tuning.json (every run's metric), return the choice.
+    A candidate with no finished tuning seed is not chosen; a cell with none finished keeps its base value."""
+    sign = 1 if spec.compare.goal == "maximize" else -1
+    cells: dict[str, Any] = {}
+    for cell in spec.cells:
+        runs, means = [], []
+        for values in spec.tune.candidates():
+            metrics = []
+            for seed in spec.tune.seeds:
+                run = spec.planned(cell, seed, values, stage="tune")
+                got = results.get(run.name, Stored(None, math.nan))
+                runs.append({"run": run.name, "values": values, "seed": seed, "status": got.status,
+                             "metric": None if math.isnan(got.value) else got.value})
+                if not math.isnan(got.value):
+                    metrics.append(got.value)
+            means.append({"values": values, "mean": sum(metrics) / len(metrics) if metrics else None,
+                          "n": len(metrics)})
+        scored = [m for m in means if m["mean"] is not None]
+        best = max(scored, key=lambda m: sign * m["mean"]) if scored else None
+        chosen = dict(best["values"]) if best else base_values(spec, cell)
+        cells[cell.name] = {"variant": cell.variant, "size": cell.size, "chosen": chosen,
+                            "base": base_values(spec, cell), "decided": best is not None,
+                            "edges": edges(spec, chosen) if best else [], "means": means, "runs": runs}
+    write_tuning(Path(runs_root) / spec.name, {"signature": _signature(spec), "cells": cells})
+    return {name: c["chosen"] for name, c in cells.items()}
+
+
+def edges(spec: Spec, chosen: dict[str, Any]) -> list[str]:
+    """'smallest' / 'largest' per tuned key whose chosen value is at an end of its (numeric) list."""
+    out = []
+    for key, values in spec.tune.values.items():
+        numeric = [v for v in values if isinstance(v, (int, float))]
+        if len(numeric) < 2 or len(numeric) != len(values):
+            continue
+        if chosen[key] == min(numeric):
+            out.append(f"{key}:smallest")
+        elif chosen[key] == max(numeric):
+            out.append(f"{key}:largest")
+    return out
+
+
+def compare_runs(spec: Spec, chosen: dict[str, dict[str, Any]] | None, seeds_of: dict[str, tuple[int, ...]]
+                 ) -> list[PlannedRun]:
+    """The comparison runs: each cell's seeds at its chosen values (and at the base values with
+    compare_shared); `chosen` None: not tuned."""
+    runs = []
+    for cell in spec.cells:
+        for seed in seeds_of[cell.name]:
+            if spec.tune is None:
+                runs.append(spec.planned(cell, seed))
+                continue
+            runs.append(spec.planned(cell, seed, chosen[cell.name], at="tuned"))
+            if spec.tune.compare_shared:
+                runs.append(spec.planned(cell, seed, base_values(spec, cell), at="shared"))
+    return runs
