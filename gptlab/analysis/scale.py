@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from gptlab.analysis.inference import ALPHA, adjust, tost
+from gptlab.analysis.inference import ALPHA, CORRECTION_NAMES, adjust, tost
 from gptlab.analysis.scale_fits import PowerLaw, power_laws
 from gptlab.analysis.stats import welch
 
@@ -119,7 +119,12 @@ class Ranking:
     largest: str
     tau: float  # Kendall's tau between the means at the smallest and the largest size
     p_value: float
-    same_best: bool
+    best_smallest: str  # the best at each end among the variants run at both
+    best_largest: str
+
+    @property
+    def same_best(self) -> bool:
+        return self.best_smallest == self.best_largest
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,8 @@ def scale_study(runs: pd.DataFrame, baseline: str, *, margin: float, sign: int =
                 correction: str = "holm", predict_n_params: float | None = None,
                 metric: str = "value") -> ScaleResult:
     """Everything above from the finished runs of a scale study (see the module docstring)."""
+    if correction not in CORRECTION_NAMES:
+        raise ValueError(f"correction must be one of {', '.join(CORRECTION_NAMES)}, not '{correction}'")
     missing = [c for c in COLUMNS if c not in runs]
     if missing:
         raise ValueError(f"scale study runs lack column(s) {', '.join(missing)}")
@@ -330,4 +337,5 @@ def _ranking(data: pd.DataFrame, sizes: list[str], sign: int) -> Ranking | None:
     if len(common) >= 2:
         result = sps.kendalltau([means[small][v] for v in common], [means[large][v] for v in common])
         tau, p = float(result.statistic), float(result.pvalue)
-    return Ranking(order, small, large, tau, p, order[small][0] == order[large][0])
+    best_large = next(v for v in order[large] if v in common) if common else order[large][0]
+    return Ranking(order, small, large, tau, p, common[0] if common else order[small][0], best_large)

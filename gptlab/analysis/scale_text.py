@@ -50,14 +50,20 @@ def verdict_sentence(result: "ScaleResult", comp: "Comparison") -> str:
     if v == "no effect":
         return (f"{head}: no effect at any size (equivalent within ±{num(result.margin)} at every size); "
                 f"{effects}" + (f"; {slope_text}." if slope else "."))
-    why = "too few sizes or seeds to say more" if not comp.effects else "neither a consistent effect nor its absence"
+    missing = [s for s in result.sizes if s not in {e.size for e in comp.effects}]
+    if missing:
+        why = f"no finished runs on both sides at {', '.join(missing)}"
+    elif not any(math.isfinite(e.p_value) for e in comp.effects):
+        why = "no test possible: fewer than 2 seeds a side, or seeds that agree exactly"
+    else:
+        why = "neither a consistent effect nor its absence"
     return f"{head}: unclear ({why}); {effects}" + (f"; {slope_text}." if slope else ".")
 
 
 def ranking_sentence(ranking: "Ranking") -> str:
     """Whether the best variant at the smallest size is also best at the largest, with Kendall's tau."""
     small, large = ranking.smallest, ranking.largest
-    best_small, best_large = ranking.order[small][0], ranking.order[large][0]
+    best_small, best_large = ranking.best_smallest, ranking.best_largest
     if ranking.same_best:
         head = f"The best variant at {small} ({best_small}) is also best at {large}"
     else:
