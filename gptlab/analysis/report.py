@@ -126,8 +126,9 @@ def write_report(analysis: Analysis, out: Path, log_x: bool = False, runs_root: 
     """reports/<experiment>/: summary.csv, effects.csv (several factors), figures/, report.md, report.html."""
     from gptlab.analysis.compute import compute_findings
     from gptlab.analysis.figures import FigureContext, label_colors, make_figures
-    from gptlab.analysis.render import ReportDoc, render_html, render_markdown
+    from gptlab.analysis.blocks import render_html, render_markdown
     from gptlab.analysis.samples import generate_samples, settings
+    from gptlab.analysis.sections import ReportContext, report_blocks
 
     a, folder = analysis, Path(out) / analysis.experiment
     write_summary_csv(a.table, folder / "summary.csv")
@@ -146,7 +147,7 @@ def write_report(analysis: Analysis, out: Path, log_x: bool = False, runs_root: 
                               a.design.label_config)
     lines = [a.headline] + [line for line in findings(a.table, a.compare, a.note, a.effects) + extra
                             if line not in a.headline]  # the headline's own sentence is not repeated
-    doc = ReportDoc(
+    context = ReportContext(
         experiment=a.experiment, question=(a.spec or {}).get("description"), compare=a.compare,
         baseline=a.baseline, shared=a.design.shared, varying=a.design.label_config,
         provenance=_provenance(a.store.runs), table=a.table, figures=figures,
@@ -155,8 +156,9 @@ def write_report(analysis: Analysis, out: Path, log_x: bool = False, runs_root: 
         effects=a.effects, params=label_params(a.store.runs, a.design.labels),
         samples=generate_samples(a.store.runs, a.design.labels, a.compare.sign, runs_root, a.experiment),
         sample_settings=settings())
-    atomic_write_text(folder / "report.md", render_markdown(doc))
-    atomic_write_text(folder / "report.html", render_html(doc))
+    blocks = report_blocks(context)
+    atomic_write_text(folder / "report.md", render_markdown(blocks))
+    atomic_write_text(folder / "report.html", render_html(blocks, f"{a.experiment} report"))
     return folder
 
 

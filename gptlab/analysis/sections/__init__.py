@@ -1,0 +1,38 @@
+"""A report is its sections, in the order of `SECTIONS`; each is written once, as blocks.
+
+A section is a function `section(ctx: ReportContext) -> list[Block]` in its own module here: it
+reads the analysis from `ctx` (study designs put their own data in `ctx.extras`) and returns
+headings, paragraphs, tables and figures from `gptlab.analysis.blocks`, or [] when it has nothing to
+say. `gptlab.analysis.blocks` renders every block to Markdown and HTML; a section never formats.
+
+To add one: write `gptlab/analysis/sections/<name>.py` with `section(ctx)`, import it below and put
+`<name>.section` into `SECTIONS` where it belongs in the report. This list is the only place that
+decides the order.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from gptlab.analysis.blocks import Block
+from gptlab.analysis.sections import effects, figures, findings, question, results, samples, setup
+from gptlab.analysis.sections.context import ReportContext
+
+Section = Callable[[ReportContext], "list[Block]"]
+
+SECTIONS: list[Section] = [
+    question.section,  # title, question, answer, method
+    setup.section,
+    results.section,
+    effects.section,  # several factors only
+    figures.section,
+    findings.section,
+    samples.section,
+]
+
+
+def report_blocks(ctx: ReportContext) -> list[Block]:
+    """The whole report: every section's blocks, in `SECTIONS` order."""
+    return [block for section in SECTIONS for block in section(ctx)]
+
+
+__all__ = ["SECTIONS", "ReportContext", "Section", "report_blocks"]

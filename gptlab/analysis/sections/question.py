@@ -1,0 +1,21 @@
+"""The title, the question, its one-sentence answer and how the numbers were made."""
+from __future__ import annotations
+
+from gptlab.analysis.blocks import Block, Heading, Paragraph
+from gptlab.analysis.sections.context import ReportContext
+
+
+def section(ctx: ReportContext) -> list[Block]:
+    return [Heading(ctx.experiment, 1), Heading("Question"), Paragraph(ctx.question or "No description given."),
+            Paragraph(f"**Answer:** {ctx.headline}"), Paragraph(_method(ctx))]
+
+
+def _method(ctx: ReportContext) -> str:
+    """How the numbers were made, in one paragraph."""
+    c = ctx.compare
+    margin = ctx.table["margin"].dropna()
+    margin_text = f"±{margin.iloc[0]:g}" if len(margin) else (
+        f"±{c.margin:g}" if c.margin is not None else "±0.02" if c.is_loss else "±2% of the baseline")
+    return (f"Compared: **{c.metric}** ({c.goal}, best value over each run), baseline: **{ctx.baseline}**. "
+            "Only finished runs enter the statistics; intervals are 95% t-intervals (unadjusted), differences use "
+            f"Welch's t-test, equivalence two one-sided tests (TOST) at the margin {margin_text}. {ctx.tests}").strip()
