@@ -140,8 +140,13 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
         clash = [k for k in tune.values if k in grid]
         if clash:
             fail(f"'{clash[0]}' is both tuned and in the grid", ("grid", clash[0]), "tune it or grid it, not both")
-    if isinstance(seeds, Adaptive) and not variants:
-        fail("adaptive seeds need variants to compare", ("seeds",), "define variants, or give seeds as a list")
+    if isinstance(seeds, Adaptive):
+        if not variants or compare.baseline is None:
+            fail("adaptive seeds compare every variant with a baseline: the spec names none", ("compare",),
+                 "set compare: {baseline: VARIANT}")
+        if compare.margin is None and "loss" not in compare.metric:
+            fail("adaptive seeds stop at equivalence, which needs a margin for this metric", ("compare",),
+                 "set compare.margin in the metric's units")
 
     try:
         sets = flatten_overrides(sets or {})

@@ -59,7 +59,7 @@ class Planner:
             from gptlab.study.adaptive import next_round
 
             last: list[str] | None = None
-            while (nxt := next_round(self.spec, self.runs_root, chosen, pack=self.pack)) is not None:
+            while (nxt := next_round(self.spec, self.runs_root, chosen, pack=self.pack, say=self.say)) is not None:
                 names = [r.name for r in nxt.runs]
                 if names == last:  # the same round again: its runs are held elsewhere or were interrupted
                     self.say(f"{nxt.title}: runs still unfinished (running elsewhere?); rerun to continue")

@@ -1,0 +1,89 @@
+"""The adaptive-seeds policy: each round is replayed from the store (gptlab.analysis.adaptive) and adds seeds only
+to the cells whose comparison with the baseline is still open."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from gptlab.analysis.adaptive import Pair, Replay, replay
+from gptlab.analysis.sequential import SequentialDesign
+from gptlab.analysis.stats import LOSS_MARGIN
+from gptlab.runner.spec import Spec
+from gptlab.store import ENDED
+from gptlab.study.planner import Round
+from gptlab.study.tuning import compare_runs
+from gptlab.study.values import stored
+
+
+def pairs_of(spec: Spec) -> list[Pair]:
+    """Each non-baseline cell against the baseline's cell at the same size and grid point."""
+    base = spec.compare.baseline
+    names = {c.name for c in spec.cells}
+    out = []
+    for cell in spec.cells:
+        if cell.variant != base:
+            twin = base + cell.name[len(cell.variant):]
+            if twin in names:
+                out.append(Pair(cell.name, twin))
+    return out
+
+
+def design_of(spec: Spec) -> SequentialDesign:
+    margin = spec.compare.margin if spec.compare.margin is not None else LOSS_MARGIN
+    s = spec.seeds
+    return SequentialDesign(s.start, s.max, s.step, margin=margin, n_comparisons=max(1, len(pairs_of(spec))))
+
+
+def replay_store(spec: Spec, runs_root: Path, chosen: dict | None) -> Replay:
+    """The study as far as the store holds it."""
+    every = compare_runs(spec, chosen, {c.name: spec.seed_list() for c in spec.cells})
+    compared = [r for r in every if r.study.get("at") != "shared"]
+    got = stored(spec, runs_root, [r.name for r in compared])
+    by_key = _by_cell_seed(spec, compared, got)
+    sign = 1 if spec.compare.goal == "maximize" else -1
+    return replay(design_of(spec), pairs_of(spec),
+                  ended=lambda cell, seed: by_key[(cell, seed)].status in ENDED,
+                  values=lambda cell, seed: by_key[(cell, seed)].value, sign=sign)
+
+
+def _by_cell_seed(spec: Spec, runs, got) -> dict:  # noqa: ANN001
+    """(cell, seed) -> Stored: compare_runs lists each cell's seeds in order, cell after cell."""
+    per_cell = len(spec.seed_list())
+    return {(cell.name, run.seed): got[run.name]
+            for i, cell in enumerate(spec.cells) for run in runs[i * per_cell:(i + 1) * per_cell]}
+
+
+def first_round(spec: Spec, chosen: dict | None, pack: str | None = None) -> Round:
+    seeds = {c.name: spec.seeds.seeds(spec.seeds.start) for c in spec.cells}
+    return Round("round 1", compare_runs(spec, chosen, seeds), pack)
+
+
+def next_round(spec: Spec, runs_root: Path, chosen: dict | None, *, pack: str | None = None,
+               say: Callable[[str], None] = print) -> Round | None:
+    """The next round's runs (every planned seed so far; finished ones are skipped), or None when every
+    comparison is decided or the budget is reached (then the decisions are printed)."""
+    state = replay_store(spec, runs_root, chosen)
+    if state.complete:
+        say(decision_table(state))
+        return None
+    seeds = {c.name: spec.seeds.seeds(state.seeds[c.name]) for c in spec.cells}
+    open_ = state.open()
+    note = (f"round {state.round}: {len(open_)} comparison(s) open: "
+            + ", ".join(f"{v} vs {state.outcomes[v].pair.baseline}" for v in open_)
+            + " | seeds per cell: " + ", ".join(f"{c}={n}" for c, n in state.seeds.items()))
+    return Round(f"round {state.round} of at most {len(state.design.looks)}", compare_runs(spec, chosen, seeds),
+                 pack, note)
+
+
+def decision_table(state: Replay) -> str:
+    """Which comparison decided what, in which round, with how many seeds."""
+    from gptlab.jobs.view import format_table
+
+    rows = []
+    for name, o in state.outcomes.items():
+        r = o.result
+        diff = "-" if r is None else f"{r.diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+        why = o.stopped + (f" ({o.missing} seed(s) without a value)" if o.missing else "")
+        rows.append((f"{name} vs {o.pair.baseline}", why, str(o.round), str(r.n if r else "-"), diff))
+    return "adaptive seeds: decided\n" + format_table(("comparison", "stopped", "round", "seeds", "diff (CI)"), rows)
+
