@@ -1,7 +1,16 @@
 """gptlab: a research harness for ablation studies on small GPT models."""
-__version__ = "0.2.1"
+from gptlab.version import __version__
 
-from gptlab.plugins import register  # noqa: E402 - torch-free; the plugin API
+# This file runs before any gptlab module: it imports nothing else at load time. Its names reach
+# upward (model, analysis) lazily, as the public facade above every layer.
+
+
+def register(axis: str, name: str, options: dict | None = None):  # noqa: ANN201 - typed in gptlab.plugins
+    """Decorator: a user's component becomes value `name` of `axis` (see gptlab.plugins.register)."""
+    import gptlab.config  # noqa: F401 - reserves the built-in keys a component's options must not take
+    from gptlab.plugins import register as _register
+
+    return _register(axis, name, options)
 
 
 def build_model(config):  # noqa: ANN001, ANN201 - re-exported, typed in gptlab.model

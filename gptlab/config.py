@@ -183,8 +183,27 @@ SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data":
 # every leaf name is unique across sections, so a bare name is unambiguous
 BUILTIN_KEYS: dict[str, str] = {f.name: s for s, cls in SECTIONS.items() for f in fields(cls)
                                 if "internal" not in f.metadata}
-# ... and plugin options join the model section when their plugin registers them (gptlab/plugins.py)
-KEY_SECTION: dict[str, str] = dict(BUILTIN_KEYS)
+_plugins.reserve_keys([*BUILTIN_KEYS, *SECTIONS])  # a plugin option may not take a built-in name
+
+
+class _KeySections(Mapping[str, str]):
+    """Every config key -> its section: the built-ins, then the options of every registered plugin
+    component (model section), read live from the plugin registry (gptlab/plugins.py)."""
+
+    def _all(self) -> dict[str, str]:
+        return {**BUILTIN_KEYS, **{k: "model" for k in _plugins.option_keys() if k not in BUILTIN_KEYS}}
+
+    def __getitem__(self, key: str) -> str:
+        return self._all()[key]
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+KEY_SECTION: Mapping[str, str] = _KeySections()
 
 
 def spelled_choice(key: str, value: Any) -> Any:

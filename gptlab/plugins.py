@@ -46,6 +46,17 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _via_loader: set[str] = set()      # modules imported through a `plugins` list or an entry point
 _entry_points: set[str] | None = None
 _loading: list[str] = []            # the plugin being imported (registrations are credited to it)
+_reserved: set[str] = set()         # names an option may not take: the built-in config keys and sections
+
+
+def reserve_keys(keys: Iterable[str]) -> None:
+    """Called by gptlab.config when it loads (this module sits below it and does not import it)."""
+    _reserved.update(keys)
+
+
+def option_keys() -> list[str]:
+    """The option keys every registered component declares (config keys of the model section)."""
+    return list(_option_owners())
 
 
 def register(axis: str, name: str, options: dict[str, Any] | None = None) -> Callable[[Any], Any]:
@@ -55,8 +66,6 @@ def register(axis: str, name: str, options: dict[str, Any] | None = None) -> Cal
     with `cfg.option(key)`. Axis facts other code needs are read from attributes of `obj` when present
     (`gated = True` on an activation; `embedding_std = staticmethod(lambda C: ...)` on an init).
     """
-    from gptlab.config import BUILTIN_KEYS, KEY_SECTION
-
     if axis not in AXES:
         raise UserError(f"unknown axis '{axis}'", key="gptlab.register", fix=closest(axis, AXES))
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
@@ -69,7 +78,7 @@ def register(axis: str, name: str, options: dict[str, Any] | None = None) -> Cal
     options = dict(options or {})
     taken = _option_owners()
     for key, default in options.items():
-        if key in BUILTIN_KEYS or key in ("model", "train", "data", "log"):
+        if key in _reserved:
             raise UserError(f"option '{key}' of {axis} '{name}' clashes with the built-in config key",
                             key=key, fix="give the option a name of its own, e.g. prefixed with the component")
         if key in taken:
@@ -84,8 +93,6 @@ def register(axis: str, name: str, options: dict[str, Any] | None = None) -> Cal
         origin = _loading[-1] if _loading else getattr(obj, "__module__", "__main__")
         doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
         AXES[axis].add(Choice(name, doc[0] if doc else "", "plugin", traits, options, origin), obj)
-        for key in options:
-            KEY_SECTION[key] = "model"
         return obj
     return add
 

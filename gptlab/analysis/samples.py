@@ -1,8 +1,8 @@
 """Text samples for the report: per variant, a continuation generated from its best seed's checkpoint.
 
-Uses the loader and sampler of `gptlab generate` (imported here, inside the function, so that
-`import gptlab.analysis` stays free of torch). Fixed prompt, seed, temperature and top-k on the CPU,
-so the same checkpoint always gives the same text and `gptlab report` stays idempotent.
+Uses the loader (gptlab/trained.py, below the trainer) and sampler of `gptlab generate`, imported inside
+the function so that `import gptlab.analysis` stays free of torch. Fixed prompt, seed, temperature and
+top-k on the CPU, so the same checkpoint always gives the same text and `gptlab report` stays idempotent.
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def _sample(label: str, run: str, run_dir: Path) -> Sample:
 
     from gptlab.errors import UserError
     from gptlab.sample import generate
-    from gptlab.train.loading import load_run
+    from gptlab.trained import load_run
 
     try:
         trained = load_run(run_dir, "cpu")

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from gptlab.analysis.inference import mde, pooled_std, seeds_needed, tost, welch_se
-from gptlab.runner.spec import CORRECTIONS  # the spec owns the list of corrections it accepts
+from gptlab.analysis.corrections import CORRECTIONS
 from gptlab.store import STATUS_ORDER
 
 CSV_COLUMNS = ["variant", "n", "metric", "mean", "std", "ci_low", "ci_high", "diff", "diff_ci_low",

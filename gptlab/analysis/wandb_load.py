@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from gptlab.analysis.load import SUMMARY_KEYS, RunRecord, LoadedRuns, frames_from_records, label_of, sectioned
+from gptlab.analysis.records import SUMMARY_KEYS, LoadedRuns, RunRecord, frames_from_records, label_of, sectioned
 from gptlab.wandb_log import item_key, read_wandb_file, records  # noqa: F401 - read_wandb_file re-exported
 
 # wandb's run states -> gptlab statuses when the run never logged its own `status`

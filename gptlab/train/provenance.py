@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-import gptlab
 from gptlab.train.device import Runtime, device_label
+from gptlab.version import __version__
 
 
 def git_commit() -> str | None:
@@ -26,7 +26,7 @@ def git_commit() -> str | None:
 def provenance(runtime: Runtime) -> dict[str, Any]:
     """config.yaml's `provenance:`; `dtype` and `attention` are what the run computed with (the config may
     say auto)."""
-    return {"gptlab_version": gptlab.__version__, "git_commit": git_commit(),
+    return {"gptlab_version": __version__, "git_commit": git_commit(),
             "torch_version": str(torch.__version__), "device": device_label(runtime.device),
             "dtype": str(runtime.dtype).removeprefix("torch."), "attention": runtime.attn_backend,
             "host": socket.gethostname()}
