@@ -54,3 +54,50 @@ def test_slurm_sigterm_marks_preempting_and_requeue_resumes(tmp_path: Path) -> N
     assert len(logs) == 2
     steps = [r["history"]["item"]["_step"] for log in logs for r in records(log) if r["type"] == "history"]
     assert len(steps) == len(set(steps)) and max(steps) == 400
+
+
+def _train_until(tmp_path: Path, step: int, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """A tiny `gptlab train` (checkpoints only when stopped: eval_interval past max_steps) running past `step`."""
+    args = [f"{k}={v}" for k, v in {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16, "batch_size": 8,
+                                     "max_steps": 5000, "eval_interval": 5000, "eval_steps": 2,
+                                     "log_interval": 5}.items()]
+    proc = subprocess.Popen([sys.executable, "-m", "gptlab", "train", *args, *extra, "--name", "t", "--runs",
+                             str(tmp_path / "runs"), "--wandb", "disabled"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "runs" / "adhoc" / "t"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        rows = (run_dir / "metrics.jsonl").read_text().splitlines() if (run_dir / "metrics.jsonl").exists() else []
+        if rows and json.loads(rows[-1]).get("step", 0) >= step:
+            return proc, run_dir
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the run never reached step %d" % step)
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_term_cont_term_is_one_stop_that_keeps_its_checkpoint(tmp_path: Path, trial: int) -> None:
+    """Slurm's preemption sends TERM, CONT, TERM within milliseconds (and a job wrapper forwards TERM to a
+    child that got it too): one graceful stop, so the checkpoint is the state at the step it stopped at."""
+    import os
+
+    import torch
+
+    proc, run_dir = _train_until(tmp_path, 40 + 17 * trial)
+    for sig in (signal.SIGTERM, signal.SIGCONT, signal.SIGTERM):
+        os.kill(proc.pid, sig)
+        time.sleep(0.003 * trial)
+    assert proc.wait(timeout=60) == 130, proc.stderr.read()[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] >= 40
+    assert (run_dir / "checkpoint.pt").exists(), "the stop dropped its checkpoint"
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["step"] == summary["steps"]
+
+
+def test_a_second_ctrl_c_later_still_stops_at_once(tmp_path: Path) -> None:
+    proc, run_dir = _train_until(tmp_path, 20)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(3)  # past SAME_STOP_S: a person pressing Ctrl-C again means it
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130

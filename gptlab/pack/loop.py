@@ -26,10 +26,11 @@ from gptlab.pack.stacked import stack_models
 from gptlab.store import RunLocked, Status
 from gptlab.store.layout import LOCKED
 from gptlab.train.device import kept_runtime, resolve_runtime
+from gptlab.train.diag import build_diagnostics
 from gptlab.train.optim import lr_at
 from gptlab.train.provenance import provenance
 from gptlab.train.runstart import failure_text, log_start, record_failure
-from gptlab.train.trainer import RunMeta
+from gptlab.train.trainer import SAME_STOP_S, RunMeta
 
 
 def run_pack(cfgs: list[RunConfig], metas: list[RunMeta], runs_root: Path, fresh: list[bool] | None = None,
@@ -47,9 +48,7 @@ def run_pack(cfgs: list[RunConfig], metas: list[RunMeta], runs_root: Path, fresh
     try:
         for i, member in enumerate(members):
             record = {**member.cfg.to_dict(),
-                      "run": {"experiment": member.meta.experiment, "name": member.meta.name,
-                              "label": member.meta.label(), "variant": member.meta.variant,
-                              "seed": member.cfg.train.seed, "overrides": dict(member.meta.overrides)},
+                      "run": member.meta.record(member.cfg.train.seed),
                       "provenance": prov}
             try:
                 previous = member.open(record, expect[i])
@@ -111,6 +110,9 @@ class _Pack:
         if len(set(dropout)) == 1:  # otherwise stack_models chose the manual path (one dropout rate per member)
             self.model.set_attention_backend(runtime.attn_backend)
         tt = [m.cfg.train for m in members]
+        names = {id(p): name for name, p in self.params.items()}  # a member's own parameter names
+        self.diag = build_diagnostics(self.cfg.log.diagnostics, self.model, runtime, self.cfg.log.log_interval,
+                                      members=M, names=names)
         self.opt = StackedAdamW(self.params, [x.weight_decay for x in tt], [x.beta1 for x in tt],
                                 [x.beta2 for x in tt])
         for i, (member, state) in enumerate(zip(members, states)):
@@ -129,9 +131,12 @@ class _Pack:
         self.diverge_at = max(100.0, 10 * math.log(self.cfg.model.vocab_size))
 
     # ---- the step ----
-    def _step(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One update of every live member; returns (mean loss (M,), pre-clip grad norm (M,))."""
+    def _step(self, lr: torch.Tensor, measure: bool = False) -> torch.Tensor:
+        """One update of every live member; returns the mean loss (M,). With `measure` (log steps
+        only) the diagnostics hook in around it, per member, as around the unpacked TrainStep."""
         t, M = self.cfg.train, len(self.members)
+        if measure:
+            self.diag.before_forward()
         total = torch.zeros(M, device=self.rt.device)
         for _ in range(t.grad_accum):
             batches = [m.sampler() for m in self.members]
@@ -142,10 +147,14 @@ class _Pack:
             loss = _member_losses(logits, y, M) / t.grad_accum  # (M,)
             loss.sum().backward()                    # members share no weights: each gets its own gradient
             total += loss.detach()
-        norm = clip_per_member(self.params, self.clip)
+        if measure:
+            self.diag.after_backward()
+        clip_per_member(self.params, self.clip)
         self.opt.step(lr, self.active, all(self.alive))
+        if measure:
+            self.diag.after_step()
         self.opt.zero_grad()
-        return total, norm
+        return total
 
     @torch.no_grad()
     def _eval(self) -> list[float]:
@@ -197,13 +206,17 @@ class _Pack:
         return [m for m, alive in zip(self.members, self.alive) if alive]
 
     def _catch_stop_signals(self) -> dict:
-        """As the trainer: the first Ctrl-C / SIGTERM stops at the next step boundary, a second at once."""
-        self._stop_requested, self._in_step = False, False
+        """As the trainer: the first Ctrl-C / SIGTERM stops at the next step boundary, a second at once,
+        unless it comes within SAME_STOP_S of the first (the same stop sent again)."""
+        self._stop_requested, self._in_step, stopped_at = False, False, []
         if threading.current_thread() is not threading.main_thread():
             return {}
 
         def request_stop(signum, frame):  # noqa: ANN001
-            if self._stop_requested or not self._in_step:
+            if stopped_at and time.monotonic() - stopped_at[-1] < SAME_STOP_S:
+                return
+            stopped_at.append(time.monotonic())
+            if len(stopped_at) > 1 or not self._in_step:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
@@ -221,17 +234,20 @@ class _Pack:
             if self._stop_requested:
                 raise KeyboardInterrupt
             lrs = [lr_at(self.step, m.cfg.train) for m in self.members]
+            measure = self.diag.active(self.step + 1)
             self._in_step = True
-            loss, norm = self._step(torch.tensor(lrs, device=self.rt.device))
+            loss = self._step(torch.tensor(lrs, device=self.rt.device), measure)
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
             self._in_step = False
             at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
             if not (at_eval or self.step % self.cfg.log.log_interval == 0):
                 continue
-            losses, norms, bad = loss.tolist(), norm.tolist(), nonfinite.tolist()  # the host sync
+            losses, bad = loss.tolist(), nonfinite.tolist()  # the host sync
             now = time.perf_counter()
             elapsed, steps = now - tick, self.step - tick_step
+            speed = round(steps * tokens_per_step / elapsed, 1) if elapsed > 0 else None
+            diags = self.diag.collect_members([speed] * M) if measure else [{}] * M  # one more host copy
             rows = {}
             for i, member in enumerate(self.members):
                 if not self.alive[i]:
@@ -239,15 +255,12 @@ class _Pack:
                 member.step = self.step
                 member.train_tokens += steps * tokens_per_step
                 member.train_time += elapsed
-                row = {"step": self.step, "train/loss": losses[i], "lr": lrs[i],
-                       "tokens_per_s": round(steps * tokens_per_step / elapsed, 1) if elapsed > 0 else None}
+                row = {"step": self.step, "train/loss": losses[i], "lr": lrs[i], "tokens_per_s": speed}
                 if bad[i] or not losses[i] < self.diverge_at:
                     member.emit(row)
                     self._diverge(i, f"diverged at step {self.step}: train loss {losses[i]}")
                     continue
-                if member.cfg.log.diagnostics != "off":
-                    row["diag/grad_norm"] = norms[i]
-                rows[i] = row
+                rows[i] = {**row, **diags[i]}
             vals = self._eval() if at_eval and rows else None
             eta = (t.max_steps - self.step) * elapsed / max(steps, 1)
             for i, row in rows.items():

@@ -33,15 +33,30 @@ from gptlab.store.layout import ELSEWHERE
 from gptlab.train.tracking import Tracker, under_slurm
 
 
+# seconds in which a repeated stop signal is the same stop, not "stop at once" (see _catch_stop_signals)
+SAME_STOP_S = 2.0
+
+
 @dataclass(frozen=True)
 class RunMeta:
     experiment: str = "adhoc"
     name: str = "run"
     variant: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # keys that differ from the study's base
+    study: dict[str, Any] = field(default_factory=dict)  # a study's stage (tune|compare), at (tuned|shared), size
 
     def label(self) -> str:
         return label_from_name(self.name)
+
+    @property
+    def job_type(self) -> str | None:
+        """W&B job_type: `tune` for a tuning run, else the variant."""
+        return "tune" if self.study.get("stage") == "tune" else self.variant
+
+    def record(self, seed: int) -> dict[str, Any]:
+        """config.yaml's `run:` section."""
+        return {"experiment": self.experiment, "name": self.name, "label": self.label(), "variant": self.variant,
+                "seed": seed, "overrides": dict(self.overrides), **self.study}
 
 
 def run_dir_for(runs_root: Path, meta: RunMeta) -> Path:
@@ -69,8 +84,7 @@ def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool 
         if start == Start.resume:  # a resumed run keeps the arithmetic it started with
             runtime = kept_runtime(runtime, cfg.train, _stored_config(store))
         record = {**cfg.to_dict(),
-                  "run": {"experiment": meta.experiment, "name": meta.name, "label": meta.label(),
-                          "variant": meta.variant, "seed": cfg.train.seed, "overrides": dict(meta.overrides)},
+                  "run": meta.record(cfg.train.seed),
                   "provenance": provenance(runtime)}
         try:
             store.write_config(record)
@@ -157,7 +171,7 @@ class _Loop:
         self.progress = ProgressPrinter(meta.name, t.max_steps, log_file=log_file)
         tags = self.cfg.model.tags()  # every axis (gptlab/axes.py) and the chosen plugins' options
         self.tracker.start(project=self.cfg.log.project, entity=self.cfg.log.entity,
-                           experiment=meta.experiment, name=meta.name, variant=meta.variant,
+                           experiment=meta.experiment, name=meta.name, variant=meta.job_type,
                            label=meta.label(), tags=tags,
                            config=self.record, run_dir=self.store.dir, resume=self.resumed,
                            best_so_far=self.best if math.isfinite(self.best) else None,
@@ -197,14 +211,18 @@ class _Loop:
     def _catch_stop_signals(self) -> dict:
         """Ctrl-C / SIGTERM stop the run at the next step boundary, so the checkpoint written on the way
         out is exactly the state after a whole step (a resumed run then matches an uninterrupted one).
-        A second signal stops at once, keeping the last whole-step checkpoint."""
-        self._stop_requested, self._in_step, self._stop_signal = False, False, None
+        A second signal stops at once, keeping the last whole-step checkpoint; one that comes within
+        SAME_STOP_S of the first is the same stop sent again (Slurm's TERM, CONT, TERM; a job wrapper
+        forwarding what the process also got) and must not drop the checkpoint being written."""
+        self._stop_requested, self._in_step, self._stop_signal, stopped_at = False, False, None, [0.0]
         if threading.current_thread() is not threading.main_thread():
             return {}
 
         def request_stop(signum, frame):  # noqa: ANN001
-            self._stop_signal = signum
-            if self._stop_requested or not self._in_step:
+            if self._stop_signal is not None and time.monotonic() - stopped_at[0] < SAME_STOP_S:
+                return
+            repeated, self._stop_signal, stopped_at[0] = self._stop_signal is not None, signum, time.monotonic()
+            if repeated or not self._in_step:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
