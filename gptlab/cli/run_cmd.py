@@ -36,7 +36,7 @@ def run(spec: Annotated[Path, typer.Argument(help="Experiment spec (experiments/
     """Run every variant x grid x seed of an experiment spec; resumable and crash-isolated."""
     from gptlab.jobs.devices import parse_devices
     from gptlab.runner.dryrun import dry_run_table, scale_lines
-    from gptlab.runner.execute import plan
+    from gptlab.runner.execute import conflict_error, plan
     from gptlab.runner.spec import load_spec
 
     if pack not in (None, "seeds", "auto"):
