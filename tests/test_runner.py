@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import leet
 from tests.conftest import REPO, TINY, assert_user_error, cli
 
 SPEC = {"name": "mini", "description": "Tiny two-variant study.", "base": dict(TINY),
@@ -134,6 +135,7 @@ def test_bad_specs_exit_2_with_file_and_line_and_write_nothing(tmp_path, text, n
 
 
 def test_wandb_offline_history_matches_the_local_store(tmp_path):
+    """W&B's own reader (`wandb leet inspect`) reads back what the store holds; gptlab's reader agrees."""
     from gptlab.analysis.wandb_load import parse_wandb_file
 
     spec = write_spec(tmp_path, {**SPEC, "variants": {"learned": {}}, "seeds": [0],
@@ -144,17 +146,28 @@ def test_wandb_offline_history_matches_the_local_store(tmp_path):
     run_dir = runs / "mini" / "learned-seed0"
     files = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(files) == 1
-    record = parse_wandb_file(files[0])
     local = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    logged = {row["_step"]: row for row in record.history} if "_step" in record.history[0] else \
-        {row["step"]: row for row in record.history}
+    logged = {row["step"]: row for row in leet.history(files[0]).values()}
     assert sorted(logged) == [r["step"] for r in local]
     for row in local:
         for key in ("train/loss", "val/loss"):
             if key in row:
                 assert logged[row["step"]][key] == pytest.approx(row[key])
-    assert record.summary["best_val_loss"] == pytest.approx(summary(run_dir)["best_val_loss"])
-    assert record.summary["status"] == "finished"
+    read_back = leet.summary(files[0])
+    assert read_back["summary"]["best_val_loss"] == pytest.approx(summary(run_dir)["best_val_loss"])
+    assert read_back["summary"]["status"] == "finished" and read_back["state"] == "finished"
+    record = parse_wandb_file(files[0])  # gptlab's reader (what `gptlab report --wandb-dir` uses)
+    assert [r["step"] for r in record.history] == sorted(logged)
+    for row in record.history:
+        assert row == pytest.approx({k: v for k, v in logged[row["step"]].items()
+                                     if not k.startswith("_") and k != "best_val_loss"})
+    assert {k: record.summary[k] for k in ("best_val_loss", "status")} == \
+        {k: read_back["summary"][k] for k in ("best_val_loss", "status")}
+    from gptlab.analysis.load import load_runs
+
+    stored, from_wandb = load_runs(runs), load_runs(None, wandb_dir=run_dir / "wandb")
+    for rows in (stored, from_wandb):  # a run without a study's meta: the defaults, from either source
+        assert rows[["stage", "at", "size"]].iloc[0].tolist() == ["compare", None, None]
 
 
 def test_every_shipped_spec_passes_dry_run(tmp_path):

@@ -1,5 +1,5 @@
 """What `wandb agent` would run for depth_vs_width.yaml trains, joins the agent's W&B run, and puts the
-sweep metric in that run's summary."""
+sweep metric in that run's summary, as W&B's own reader (`wandb leet inspect`) reads it back."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from tests import leet
 
 ROOT = Path(__file__).resolve().parents[1]
 SHRINK = ["--max_steps=20", "--block_size=16", "--batch_size=8", "--eval_steps=2", "--eval_interval=20"]
@@ -25,23 +27,6 @@ def agent_command(sweep: dict) -> list[str]:
     for c in map(str, create_sweep_command(list(sweep["command"]))):
         argv += (sweep_vars.get(c[2:-1]) or []) if c.startswith("${") and c.endswith("}") else [c]
     return argv
-
-
-def wandb_records(path: Path) -> list:
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    from gptlab.analysis.wandb_load import read_wandb_file  # wandb 0.31 ships no reader of its own
-
-    out = []
-    for raw in read_wandb_file(path):
-        record = pb.Record()
-        record.ParseFromString(raw)
-        out.append(record)
-    return out
-
-
-def key(item) -> str:  # noqa: ANN001 - a protobuf summary / history item
-    return "/".join(item.nested_key) if len(item.nested_key) else item.key
 
 
 def test_agent_command_trains_and_reports_the_sweep_metric(tmp_path: Path):
@@ -68,17 +53,13 @@ def test_agent_command_trains_and_reports_the_sweep_metric(tmp_path: Path):
     metric = sweep["metric"]["name"]
     offline = list((run_dir / "wandb").glob("offline-run-*-run456/run-run456.wandb"))  # the agent's run, joined
     assert len(offline) == 1, list((run_dir / "wandb").iterdir())
-    records = wandb_records(offline[0])
-    [run] = [r.run for r in records if r.WhichOneof("record_type") == "run"]
-    assert run.run_id == "run456" and run.sweep_id == "sw123"
-    wb_summary = {}
-    for r in records:
-        if r.WhichOneof("record_type") == "summary":
-            wb_summary.update({key(i): json.loads(i.value_json) for i in r.summary.update})
-    assert wb_summary[metric] == summary[metric]
-    assert wb_summary["status"] == "finished"
-    history = [{key(i): json.loads(i.value_json) for i in r.history.item} for r in records
-               if r.WhichOneof("record_type") == "history"]
-    assert any(metric in row for row in history)  # hyperband reads the metric's history
-    exits = [r.exit.exit_code for r in records if r.WhichOneof("record_type") == "exit"]
+    records = leet.records(offline[0])  # W&B's own reader, not gptlab's
+    [run] = [r["run"] for r in records if r["type"] == "run"]
+    assert run["run_id"] == "run456" and run["sweep_id"] == "sw123"
+    read_back = leet.summary(offline[0])
+    assert read_back["summary"][metric] == summary[metric]
+    assert read_back["summary"]["status"] == "finished" and read_back["state"] == "finished"
+    history = leet.history(offline[0])
+    assert any(metric in row for row in history.values())  # hyperband reads the metric's history
+    exits = [r["exit"].get("exit_code", 0) for r in records if r["type"] == "exit"]
     assert exits == [0]
