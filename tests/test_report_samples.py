@@ -2,6 +2,7 @@
 the best seed's checkpoint, says so when a checkpoint is missing, and is byte-identical when re-run."""
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -37,7 +38,13 @@ def test_real_study_report_has_samples(tmp_path: Path) -> None:
     assert generated.returncode == 0, generated.stderr
     assert generated.stdout.rstrip("\n") == text.rstrip("\n")  # the same text as `gptlab generate` (prompt first)
     assert re.search(r"\*\*rope\*\* \(run rope-seed\d\):\n\nNo checkpoint\.", samples)
-    assert "equivalent" in md or "inconclusive" in md or "significantly" in md
+    rope = next(row for row in csv.DictReader(open(out / "tiny" / "summary.csv")) if row["variant"] == "rope")
+    if rope["significant"] == "True":  # the verdict the table gives, in the words the findings must use
+        words = f"significantly {'better' if float(rope['diff']) < 0 else 'worse'}"
+    else:
+        words = "equivalent within ±0.05 (TOST" if rope["equivalent"] == "True" else "inconclusive"
+    finding = re.search(r"^\W*(rope has .*)$", md, re.M)
+    assert finding and f": {words}" in finding.group(1), (words, finding and finding.group(1))
     first = md
     again = cli("report", "tiny", "--runs", str(runs), "--out", str(out))
     assert again.returncode == 0 and (out / "tiny" / "report.md").read_text() == first
