@@ -123,6 +123,17 @@ def test_no_effect_unclear_and_two_sizes():
     assert {c.verdict for c in two.comparisons} <= set(VERDICTS)
 
 
+def test_variant_missing_at_largest_size():
+    frame = runs({"post": -0.05, "worse": 0.05}, noise=0.002)
+    frame = frame[~((frame["variant"] == "post") & (frame["size"] == "l"))]
+    result = scale_study(frame, "pre", margin=0.02)
+    post = result.comparisons[0]
+    assert [e.size for e in post.effects] == ["s", "m"] and post.verdict == "unclear"
+    assert "no finished runs on both sides at l" in result.findings()[0]
+    assert post.slope is None and result.comparisons[1].slope is not None  # run at 2 sizes: not in the model
+    assert result.ranking.best_smallest == result.ranking.best_largest == "pre"  # post was not run at l
+
+
 def test_effects_rows_match_effects_csv_columns():
     result = scale_study(runs({"post": -0.05, "swiglu": 0.01}), "pre", margin=0.02)
     rows = pd.DataFrame(result.effects_rows())
@@ -212,3 +223,23 @@ def test_figures_written_deterministic_and_quiet(tmp_path):
         assert f.png.stat().st_size > 1000 and f.svg.stat().st_size > 1000 and f.caption
     again = scale_figures(result, tmp_path / "b")
     assert [f.svg.read_bytes() for f in made] == [f.svg.read_bytes() for f in again]
+
+
+def test_report_section_blocks(tmp_path):
+    from types import SimpleNamespace
+
+    from gptlab.analysis.blocks import Figure, Heading, render_html, render_markdown
+    from gptlab.analysis.scale_figures import with_figures
+    from gptlab.analysis.sections.scale import section
+
+    assert section(SimpleNamespace(extras={})) == []
+    result = with_figures(scale_study(runs({"post": lambda n: -0.02 * math.log(n / 1e5)}), "pre", margin=0.02,
+                                      predict_n_params=1e8), tmp_path / "figures")
+    blocks = section(SimpleNamespace(extras={"scale": result}))
+    assert blocks[0] == Heading("Scale")
+    assert Heading(EXTRAPOLATION, 3) in blocks
+    assert sum(isinstance(b, Figure) for b in blocks) == 2
+    md = render_markdown(blocks)
+    assert "| post vs pre | slope per e-fold of N |" in md and "the effect grows with size" in md
+    assert "(N_c/N)^alpha" in md and "figures/scale_effect.png" in md
+    assert "data:image/png;base64," in render_html(blocks, "t")
