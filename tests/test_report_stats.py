@@ -198,3 +198,33 @@ def test_identical_seeds_give_no_uncertainty_and_no_significance(tmp_path: Path)
     sentence = next(t for t in findings(analysis.table, analysis.compare) if t.startswith("other has"))
     assert "no uncertainty can be given" in sentence and "significant" not in sentence
     assert "No uncertainty can be given" in analysis.headline
+
+
+def expected_seeds(a: np.ndarray, b: np.ndarray, margin: float) -> float:
+    """Seeds per variant from statsmodels' power solvers: the pooled t-test's (80% power) to detect a
+    difference at least the margin; else TOST's, the nearer bound dominating (normal approximation,
+    each one-sided test at 5% with 90% power)."""
+    from statsmodels.stats.power import NormalIndPower, TTestIndPower
+
+    diff = a.mean() - b.mean()
+    sd = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+    if abs(diff) >= margin:
+        n = TTestIndPower().solve_power(abs(diff) / sd, alpha=0.05, power=0.8, ratio=1.0)
+    else:
+        n = NormalIndPower().solve_power((margin - abs(diff)) / sd, alpha=0.05, power=0.9, ratio=1.0,
+                                         alternative="larger")
+    return float(min(max(2, math.ceil(n - 1e-9)), 1001))
+
+
+def test_seeds_needed_match_statsmodels_power_solvers(tmp_path: Path) -> None:
+    """Both branches: a difference to detect (|diff| >= margin) and equivalence to show (|diff| < margin)."""
+    groups = {"base": [2.00, 2.03, 1.98, 2.01], "far": [2.05, 2.02, 2.09, 2.04], "near": [2.01, 1.97, 2.04, 2.00],
+              "wide": [2.10, 1.90, 2.06, 1.95]}
+    one_factor_store(tmp_path, "power", groups, margin=0.02)
+    table = analyze(load_store(tmp_path), "power").table.set_index("variant")
+    branches = set()
+    for name in ("far", "near", "wide"):
+        a, b = np.array(groups[name]), np.array(groups["base"])
+        branches.add(abs(a.mean() - b.mean()) >= 0.02)
+        assert table.loc[name, "seeds_needed"] == expected_seeds(a, b, 0.02), name
+    assert branches == {True, False}
