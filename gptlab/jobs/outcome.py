@@ -79,3 +79,36 @@ def last_line(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     return lines[-1][:300] if lines else None
+
+
+# Slurm states of a job that ended without its process recording why: the run keeps its checkpoint and
+# the next `gptlab run` resumes it (an interrupted run is planned as resume, a failed one is skipped)
+RESUMABLE_STATES = ("CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL", "DEADLINE", "BOOT_FAIL")
+
+
+def slurm_end(store: RunStore, state: str) -> dict[str, Any]:
+    """The result of a run whose Slurm job ended in `state` without a result of its own (cancelled while
+    pending or running, timed out, its node failed), with `slurm_state` set. A run that never started
+    records nothing: the next `gptlab run` starts it."""
+    words = f"{state.lower().replace('_', ' ')} (state: {state})"
+    resumable = state in RESUMABLE_STATES
+    never_ran = {"status": "cancelled" if state == "CANCELLED" else Status.failed, "error": words,
+                 "slurm_state": state}
+    if not store.dir.exists():
+        return never_ran
+    try:
+        with store.locked():
+            summary = store.summary()
+            if summary is None:  # no attempt got as far as its first summary
+                return never_ran
+            if summary["status"] in ENDED:  # it recorded its own end after all
+                return {**summary, "slurm_state": state}
+            step = summary.get("steps") or store.last_step() or 0
+            summary = {**summary, "steps": step, "status": Status.interrupted if resumable else Status.failed,
+                       "error": f"{words} at step {step}"}
+            store.write_summary(summary)
+            return {**summary, "slurm_state": state}
+    except RunLocked:
+        return {**ELSEWHERE_RUNNING, "slurm_state": state}
+    except StoreError as err:
+        return {"status": Status.failed, "error": err.one_line(), "slurm_state": state}

@@ -28,10 +28,28 @@ def _summary(job) -> dict[str, Any]:  # noqa: ANN001
 
 
 def shown_status(job) -> str:  # noqa: ANN001
-    """The job's status as a person reads it: 'finished elsewhere', 'running elsewhere', ..."""
+    """The job's status as a person reads it: 'finished elsewhere', 'running elsewhere', 'cancelled', ..."""
     if job.result.get("stopped"):  # a sweep's hyperband stop: a result, not a failure
         return "stopped early"
+    if job.result.get("slurm_state") == "CANCELLED" and job.status != Status.finished:
+        return "cancelled"
+    if job.result.get("slurm_state") in ("PENDING", "RUNNING") and job.status in ("pending", Status.running):
+        return f"{job.status} in Slurm"  # the driver stopped waiting; the job goes on
     return f"{job.status} elsewhere" if job.result.get("elsewhere") else str(job.status)
+
+
+# shown statuses that are not a failure of this command: the run is done, or another process owns it
+NOT_FAILED = ("finished", "finished elsewhere", "running elsewhere", "stopped early")
+
+
+def final_counts(jobs) -> tuple[str, bool]:  # noqa: ANN001
+    """The closing count, each run as what it is ('2/4 finished, 1 cancelled, 1 running elsewhere'), and
+    whether any run is neither finished nor owned by another process."""
+    shown = [shown_status(job) for job in jobs]
+    finished = sum(s in ("finished", "finished elsewhere") for s in shown)
+    others = [s for s in shown if s not in ("finished", "finished elsewhere")]
+    counts = ", ".join(f"{others.count(s)} {s}" for s in dict.fromkeys(others))
+    return f"{finished}/{len(jobs)} finished" + (f", {counts}" if counts else ""), any(s not in NOT_FAILED for s in shown)
 
 
 def _best(job) -> str:  # noqa: ANN001
