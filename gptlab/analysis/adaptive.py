@@ -47,6 +47,25 @@ class Replay:
         return [name for name, o in self.outcomes.items() if o.stopped is None]
 
 
+def pairs(cells: list[tuple[str, str | None]], baseline: str) -> list[Pair]:
+    """Each non-baseline cell (name, variant) against the baseline's cell at the same size and grid point
+    (the cell whose name has the baseline's name in place of the variant's)."""
+    names = {name for name, _ in cells}
+    out = []
+    for name, variant in cells:
+        if variant is not None and variant != baseline:
+            twin = baseline + name[len(variant):]
+            if twin in names:
+                out.append(Pair(name, twin))
+    return out
+
+
+def design_of(seeds: dict, margin: float, n_comparisons: int) -> SequentialDesign:
+    """The sequential design of a spec's `seeds: {start, max, step}`."""
+    return SequentialDesign(int(seeds["start"]), int(seeds["max"]), int(seeds["step"]), margin=margin,
+                            n_comparisons=max(1, n_comparisons))
+
+
 def replay(design: SequentialDesign, pairs: list[Pair], ended, values, *, sign: int = -1) -> Replay:
     """`ended(cell, seed) -> bool` (the run finished, failed or diverged); `values(cell, seed) -> float` (nan
     unless finished). Seeds of a cell are 0, 1, ... in order."""

@@ -271,8 +271,9 @@ def effects_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def write_effects_csv(frame: pd.DataFrame, path: Any) -> str:
-    out = frame.reindex(columns=EFFECT_COLUMNS).copy()
+def write_effects_csv(frame: pd.DataFrame, path: Any, extra: list[str] | tuple[str, ...] = ()) -> str:
+    """effects.csv: the contract's columns, then `extra` (a study's `at`: tuned | shared | a size | the slope)."""
+    out = frame.reindex(columns=[*EFFECT_COLUMNS, *extra]).copy()
     out["significant"] = out["significant"].map({True: "True", False: "False"}).fillna("")
     text = out.to_csv(index=False, float_format="%.6g", lineterminator="\n")
     from gptlab.yamlio import atomic_write_text

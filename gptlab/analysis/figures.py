@@ -2,7 +2,9 @@
 
 Figures are registered in `FIGURES` (use `@register_figure(name)`), so later features (e.g.
 per-layer gradient norms from `diag/` metrics) add plots through this module without touching the
-report code. A figure function returns `(figure, caption)` or None when it does not apply.
+report code. A figure function returns `(figure, caption)`, None when it does not apply to the
+experiment, or `Skipped(reason)` when it applies but the runs hold no data for it: it is then never
+drawn empty, and `make_figures` keeps the one-line reason in `ctx.skipped` for the report to say.
 Colours are fixed per label for a whole experiment. Diverged runs are drawn as an x at the top of
 the axis, never as their (huge or infinite) losses, so they cannot wreck the axis range.
 """
@@ -45,6 +47,7 @@ class FigureContext:
     colors: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)  # e.g. log_x for learning curves
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # effects.csv rows (several factors)
+    skipped: dict[str, str] = field(default_factory=dict)  # figure name -> why it was left out (make_figures)
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,13 @@ class FigureFile:
     svg: Path
 
 
-FigureFn = Callable[[FigureContext], "tuple[Figure, str] | None"]
+@dataclass(frozen=True)
+class Skipped:
+    """A figure that applies but has nothing to draw; `reason` completes "left out: ..."."""
+    reason: str
+
+
+FigureFn = Callable[[FigureContext], "tuple[Figure, str] | Skipped | None"]
 FIGURES: list[tuple[str, FigureFn]] = []
 
 
@@ -80,20 +89,20 @@ def label_colors(labels: list[str]) -> dict[str, Any]:
 
 
 def make_figures(ctx: FigureContext, out_dir: Path) -> list[FigureFile]:
-    """Draw every registered figure that applies; write PNG + deterministic SVG."""
+    """Draw every registered figure that applies and has data; write PNG + deterministic SVG.
+    Figures left out for want of data are named in `ctx.skipped`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     made = []
     with matplotlib.rc_context(_RC):
         for name, fn in FIGURES:
             result = fn(ctx)
+            if isinstance(result, Skipped):
+                ctx.skipped[name] = result.reason
+                continue
             if result is None:
                 continue
             fig, caption = result
-            png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-            fig.savefig(png, metadata={"Software": None})
-            fig.savefig(svg, metadata={"Date": None, "Creator": None})
-            plt.close(fig)
-            made.append(FigureFile(name, caption, png, svg))
+            made.append(save_figure(fig, out_dir, name, caption))
     return made
 
 
@@ -355,3 +364,14 @@ def effects_plot(ctx: FigureContext) -> tuple[Figure, str] | None:
     fig.tight_layout()
     return fig, ("Effects with 95% CIs: main effects (blue), interactions (red), one-factor comparisons "
                  "(grey); filled: significant after adjustment.")
+
+
+def save_figure(fig: Any, out_dir: Path, name: str, caption: str) -> FigureFile:
+    """Write one drawn figure as PNG + deterministic SVG under out_dir, close it, and name it."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    fig.savefig(png, metadata={"Software": None})
+    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return FigureFile(name, caption, png, svg)

@@ -5,6 +5,7 @@ files (for notebooks and tests).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class Analysis:
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # effects.csv rows (several factors)
     design_notes: list[str] = field(default_factory=list)
     family: Family | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # study designs: tuning, shared, adaptive, scale
 
     @property
     def headline(self) -> str:
@@ -61,11 +63,32 @@ def load_all(runs: Path, wandb_project: str | None = None, wandb_dir: Path | Non
 
 
 def analyze(store: LoadedRuns, experiment: str) -> Analysis:
-    """Statistics of one experiment of a loaded store: table, effects, health, adjusted tests."""
+    """Statistics of one experiment of a loaded store: table, effects, health, adjusted tests; for a study
+    design also the tuning choice, the comparison at the shared value, the adaptive rounds and the scale trend
+    (`Analysis.extras`, read by the report's study sections)."""
+    from gptlab.analysis.study import split_study, tuned_keys
+
     sub = store.select(experiment)
     spec = store.specs.get(experiment)
+    parts = split_study(sub)
+    nuisance = tuned_keys(spec)
+    analysis = _analyze_runs(parts.main if len(parts.main.runs) else sub, experiment, spec, nuisance)
+    shared = _analyze_runs(parts.shared, experiment, spec, nuisance) if len(parts.shared.runs) else None
+    from gptlab.analysis.study_extras import study_extras
+
+    study_extras(analysis, parts, shared)
+    return analysis
+
+
+def _analyze_runs(sub: LoadedRuns, experiment: str, spec: dict[str, Any] | None, nuisance: list[str]) -> Analysis:
+    """The statistics of one set of compared runs; `nuisance`: tuned keys, which differ per variant by design
+    and are not factors of the study."""
     compare = Criterion.from_spec(spec)
     design = design_of(sub, spec)
+    if nuisance:
+        design = dataclasses.replace(design, varying=[k for k in design.varying if k not in nuisance],
+                                     label_config=design.label_config.drop(columns=[k for k in nuisance if k in
+                                                                                    design.label_config]))
     values = metric_values(sub.runs, sub.history, compare)
     sub.runs = sub.runs.assign(value=values)
     baseline = _baseline_label(sub.runs, compare, design)
@@ -130,13 +153,18 @@ def write_report(analysis: Analysis, out: Path, log_x: bool = False, runs_root: 
     from gptlab.analysis.samples import generate_samples, settings
     from gptlab.analysis.sections import ReportContext, report_blocks
 
+    from gptlab.analysis.study_extras import csv_columns, effects_frame_of, summary_frame
+    from gptlab.analysis.study_figures import draw_study_figures, study_findings
+
     a, folder = analysis, Path(out) / analysis.experiment
-    write_summary_csv(a.table, folder / "summary.csv")
+    write_summary_csv(summary_frame(a), folder / "summary.csv", extra=csv_columns(a))
     effects_path = folder / "effects.csv"
-    if len(a.effects):
-        write_effects_csv(a.effects, effects_path)
+    effects = effects_frame_of(a)
+    if len(effects):
+        write_effects_csv(effects, effects_path, extra=[c for c in ("at",) if c in effects])
     elif effects_path.is_file():  # left from an earlier report of this experiment
         effects_path.unlink()
+    extras = draw_study_figures(a, folder / "figures")
     plugins = _plugins()
     ctx = FigureContext(a.experiment, a.store.runs, a.store.history, a.table, a.compare, a.design,
                         label_colors(a.design.labels), {"log_x": log_x, "runs_root": runs_root}, a.effects)
@@ -147,6 +175,7 @@ def write_report(analysis: Analysis, out: Path, log_x: bool = False, runs_root: 
                               a.design.label_config)
     lines = [a.headline] + [line for line in findings(a.table, a.compare, a.note, a.effects) + extra
                             if line not in a.headline]  # the headline's own sentence is not repeated
+    lines = study_findings(a) + lines
     context = ReportContext(
         experiment=a.experiment, question=(a.spec or {}).get("description"), compare=a.compare,
         baseline=a.baseline, shared=a.design.shared, varying=a.design.label_config,
@@ -155,7 +184,7 @@ def write_report(analysis: Analysis, out: Path, log_x: bool = False, runs_root: 
         design_notes=a.design_notes, tests=a.family.sentence() if a.family else "",
         effects=a.effects, params=label_params(a.store.runs, a.design.labels),
         samples=generate_samples(a.store.runs, a.design.labels, a.compare.sign, runs_root, a.experiment),
-        sample_settings=settings())
+        sample_settings=settings(), extras=extras)
     blocks = report_blocks(context)
     atomic_write_text(folder / "report.md", render_markdown(blocks))
     atomic_write_text(folder / "report.html", render_html(blocks, f"{a.experiment} report"))

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from gptlab.analysis.figures import _RC, FigureFile, label_colors  # noqa: E402
+from gptlab.analysis.figures import _RC, FigureFile, label_colors, save_figure  # noqa: E402
 from gptlab.analysis.scale import ScaleResult  # noqa: E402
 
 FIG_SCALE_EFFECT = "scale_effect"
@@ -39,11 +39,7 @@ def scale_figures(result: ScaleResult, out_dir: Path, colors: dict[str, Any] | N
             if drawn is None:
                 continue
             fig, caption = drawn
-            png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-            fig.savefig(png, metadata={"Software": None})
-            fig.savefig(svg, metadata={"Date": None, "Creator": None})
-            plt.close(fig)
-            made.append(FigureFile(name, caption, png, svg))
+            made.append(save_figure(fig, out_dir, name, caption))
     return made
 
 

@@ -3,12 +3,9 @@ extrapolation sentences, which are labelled as such and never counted among the 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from gptlab.analysis.compute import count
 
-if TYPE_CHECKING:
-    from gptlab.analysis.scale import Comparison, Ranking, ScaleResult
 
 VERDICTS = ("holds", "grows", "shrinks", "vanishes", "reverses", "no effect", "unclear")
 EXTRAPOLATION = "Extrapolation (not a finding)"

@@ -215,9 +215,10 @@ def label_samples(runs: pd.DataFrame, values: pd.Series, order: list[str]) -> di
     return {lab: values[(runs["label"] == lab) & finished].dropna().to_numpy(dtype=float) for lab in order}
 
 
-def write_summary_csv(table: pd.DataFrame, path: Any) -> str:
-    """summary.csv text: fixed columns, `%.6g` floats, empty cells for NaN; returned and written."""
-    out = table.reindex(columns=CSV_COLUMNS).copy()
+def write_summary_csv(table: pd.DataFrame, path: Any, extra: list[str] | tuple[str, ...] = ()) -> str:
+    """summary.csv text: fixed columns (then a study design's `extra` ones), `%.6g` floats, empty cells for NaN;
+    returned and written."""
+    out = table.reindex(columns=[*CSV_COLUMNS, *extra]).copy()
     for col in ("significant", "equivalent"):
         out[col] = out[col].map({True: "True", False: "False"}).fillna("")
     text = out.to_csv(index=False, float_format="%.6g", lineterminator="\n")

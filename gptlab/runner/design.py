@@ -14,6 +14,7 @@ from typing import Any
 from gptlab.axes import ablation_keys
 from gptlab.errors import closest
 from gptlab.pack.plan import PACKABLE_KEYS
+from gptlab.yamlio import parse_scalar
 
 # scalar training keys a study may tune per cell (the keys a pack lets each member hold its own value of)
 TUNABLE = PACKABLE_KEYS
@@ -88,7 +89,7 @@ def parse_tune(value: Any, seeds: tuple[int, ...] | Adaptive, flat, fail) -> Tun
             fail("tuned values must be scalars", ("tune", key), f"write {key}: [a, b, c]")
         if len(set(map(repr, values))) != len(values):
             fail("repeated value in a tuned list", ("tune", key), "list each value once")
-        tuned[bare] = tuple(values)
+        tuned[bare] = tuple(_number(v) for v in values)
     if not tuned:
         fail("tune names no key to tune", ("tune",), "e.g. tune: {lr: [3.0e-4, 1.0e-3, 3.0e-3], seeds: [100]}")
     tune_seeds = value.get("seeds", [100])
@@ -166,13 +167,15 @@ def parse_scale(value: Any, flat, fail) -> Scale | None:
         sizes.append(Size(name, overrides))
     if len(sizes) < 2:
         fail("scale needs at least two sizes", ("scale",), "add a size, or drop scale: and set the shape in base")
-    tpp = value.get("tokens_per_param")
+    tpp = _number(value.get("tokens_per_param"))
     if tpp is not None and (isinstance(tpp, bool) or not isinstance(tpp, (int, float)) or not tpp > 0):
         fail(f"invalid tokens_per_param '{tpp}'", ("scale", "tokens_per_param"), "give a positive number, e.g. 20")
     if tpp is not None and any("max_steps" in s.overrides for s in sizes):
         fail("tokens_per_param sets max_steps per size; a size also sets it", ("scale", "tokens_per_param"),
              "drop max_steps from the sizes or drop tokens_per_param")
     predict = value.get("predict")
+    if isinstance(predict, dict) and "n_params" in predict:
+        predict = {**predict, "n_params": _number(predict["n_params"])}
     target = None
     if predict is not None:
         ok = isinstance(predict, dict) and set(predict) == {"n_params"} and isinstance(predict["n_params"], (int, float)) \
@@ -184,3 +187,8 @@ def parse_scale(value: Any, flat, fail) -> Scale | None:
                  "add a size or drop predict")
         target = float(predict["n_params"])
     return Scale(tuple(sizes), None if tpp is None else float(tpp), target)
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` and `1.0e7` as text; a user writing them means a number."""
+    return parse_scalar(value) if isinstance(value, str) else value

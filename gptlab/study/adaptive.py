@@ -5,33 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gptlab.analysis.adaptive import Pair, Replay, replay
+from gptlab.analysis.adaptive import Pair, Replay, pairs, replay
+from gptlab.analysis.adaptive import design_of as sequential_design
 from gptlab.analysis.sequential import SequentialDesign
 from gptlab.analysis.stats import LOSS_MARGIN
 from gptlab.runner.spec import Spec
 from gptlab.store import ENDED
-from gptlab.study.planner import Round
+from gptlab.study.rounds import Round
 from gptlab.study.tuning import compare_runs
 from gptlab.study.values import stored
 
 
 def pairs_of(spec: Spec) -> list[Pair]:
-    """Each non-baseline cell against the baseline's cell at the same size and grid point."""
-    base = spec.compare.baseline
-    names = {c.name for c in spec.cells}
-    out = []
-    for cell in spec.cells:
-        if cell.variant != base:
-            twin = base + cell.name[len(cell.variant):]
-            if twin in names:
-                out.append(Pair(cell.name, twin))
-    return out
+    return pairs([(c.name, c.variant) for c in spec.cells], spec.compare.baseline)
 
 
 def design_of(spec: Spec) -> SequentialDesign:
     margin = spec.compare.margin if spec.compare.margin is not None else LOSS_MARGIN
     s = spec.seeds
-    return SequentialDesign(s.start, s.max, s.step, margin=margin, n_comparisons=max(1, len(pairs_of(spec))))
+    return sequential_design({"start": s.start, "max": s.max, "step": s.step}, margin, len(pairs_of(spec)))
 
 
 def replay_store(spec: Spec, runs_root: Path, chosen: dict | None) -> Replay:

@@ -15,19 +15,12 @@ from pathlib import Path
 from gptlab.runner.design import Adaptive
 from gptlab.runner.spec import PlannedRun, Spec
 from gptlab.study import tuning
+from gptlab.study.rounds import Round
 from gptlab.study.values import stored
 
 # execute(round, rerun_of) -> the round's exit code (0, 1 some failed, 130 interrupted); rerun_of(run) is the
 # --rerun that applies to a run (None once this invocation has trained it)
 Execute = Callable[["Round", Callable[[PlannedRun], "str | None"]], int]
-
-
-@dataclass
-class Round:
-    title: str  # "tuning", "comparison", "round 2: ..."
-    runs: list[PlannedRun]
-    pack: str | None = None
-    note: str = ""  # what the live view says about the round (open comparisons)
 
 
 @dataclass

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Callable
 
 from gptlab.analysis.blocks import Block
-from gptlab.analysis.sections import effects, figures, findings, question, results, samples, setup
+from gptlab.analysis.sections import (adaptive, effects, figures, findings, question, results, samples, scale, setup,
+                                     tuning)
 from gptlab.analysis.sections.context import ReportContext
 
 Section = Callable[[ReportContext], "list[Block]"]
@@ -22,8 +23,11 @@ Section = Callable[[ReportContext], "list[Block]"]
 SECTIONS: list[Section] = [
     question.section,  # title, question, answer, method
     setup.section,
+    adaptive.section,  # adaptive seeds only: the rounds and why each comparison stopped
+    tuning.section,  # tuned studies only: the value each variant is compared at
     results.section,
     effects.section,  # several factors only
+    scale.section,  # scale studies only: the effect against model size
     figures.section,
     findings.section,
     samples.section,

@@ -18,4 +18,7 @@ def _method(ctx: ReportContext) -> str:
         f"±{c.margin:g}" if c.margin is not None else "±0.02" if c.is_loss else "±2% of the baseline")
     return (f"Compared: **{c.metric}** ({c.goal}, best value over each run), baseline: **{ctx.baseline}**. "
             "Only finished runs enter the statistics; intervals are 95% t-intervals (unadjusted), differences use "
-            f"Welch's t-test, equivalence two one-sided tests (TOST) at the margin {margin_text}. {ctx.tests}").strip()
+            f"Welch's t-test, equivalence two one-sided tests (TOST) at the margin {margin_text}. {ctx.tests}"
+            + (" Seeds were added adaptively: the comparisons' differences, intervals and p-values are the "
+               "sequential ones of the design below, valid under that stopping." if "adaptive" in ctx.extras else "")
+            ).strip()

@@ -1,0 +1,82 @@
+"""Design: adaptive seeds: the rounds, each comparison's seeds and why it stopped, and the seeds saved against
+the fixed design of the same power (adaptive studies only: `ctx.extras["adaptive"]`)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gptlab.analysis.blocks import Block, Bullets, Heading, Paragraph, Table
+from gptlab.analysis.sections.context import ReportContext
+
+
+def section(ctx: ReportContext) -> list[Block]:
+    state = ctx.extras.get("adaptive")
+    if state is None:
+        return []
+    d = state.design
+    looks = ", ".join(map(str, d.looks))
+    blocks: list[Block] = [
+        Heading("Design: adaptive seeds"),
+        Paragraph(f"Seeds were added in rounds: {d.start} per variant, then {d.step} more only to the comparisons "
+                  f"still open, up to {d.max} (looks at {looks} seeds). At each look a comparison is *different* "
+                  f"when its repeated {1 - d.comparison_alpha:.1%} interval excludes 0, *equivalent* when its "
+                  f"repeated {1 - 2 * d.comparison_alpha:.1%} interval lies within ±{d.margin:g}, else open. "
+                  f"The boundaries spend alpha = {d.alpha:g} over the planned looks ({d.spending.replace('_', '-')}"
+                  f"-type Lan-DeMets spending, t-corrected for few seeds), split over the {d.n_comparisons} "
+                  "comparison(s) (Bonferroni), so both error rates hold for the whole family however the "
+                  "comparisons stop. The results table shows these sequential intervals; its adjusted p is "
+                  "scaled so that it falls below 0.05 exactly when the boundary was crossed."),
+        Table(*_rows(state))]
+    saved = _saved(ctx, state)
+    if saved:
+        blocks.append(Paragraph(saved))
+    if not state.complete:
+        blocks.append(Bullets([f"The study is not finished: round {state.round} is still to run "
+                               "(rerun the same `gptlab run` command)."]))
+    return blocks
+
+
+def _rows(state) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
+    header = ["comparison", "stopped", "round", "seeds", "diff (repeated CI)", "why"]
+    rows = []
+    for name, o in state.outcomes.items():
+        r = o.result
+        if o.stopped is None:
+            why = "still open"
+        elif o.stopped == "budget":
+            why = "budget reached" + (f"; {o.missing} planned seed(s) without a value" if o.missing else "")
+        else:
+            why = f"decided {o.stopped} at the {r.n}-seed look" if r else o.stopped
+        diff = "—" if r is None else f"{r.diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+        rows.append([f"{name} vs {o.pair.baseline}", o.stopped or "open", str(o.round or "—"),
+                     str(r.n if r else "—"), diff, why])
+    return header, rows
+
+
+def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
+    """Runs used against the fixed design a power calculation asks for at the seeds' spread."""
+    from gptlab.analysis.sequential import fixed_design_seeds, mde_at
+
+    table = ctx.table.set_index("variant")
+    used = sum(state.seeds.values())
+    fixed, sds, budget = 0, [], []
+    for name, o in state.outcomes.items():
+        sd = np.nanmean([table["std"].get(name, math.nan), table["std"].get(o.pair.baseline, math.nan)])
+        if not math.isfinite(sd) or sd <= 0 or o.result is None:
+            return ""
+        sds.append(sd)
+        fixed += fixed_design_seeds(o.result.diff, sd, margin=state.design.margin,
+                                    n_comparisons=state.design.n_comparisons)
+        if o.stopped == "budget":
+            budget.append(f"{name}: at {o.result.n} seeds the smallest detectable difference is "
+                          f"{mde_at(o.result.n, sd, n_comparisons=state.design.n_comparisons):.3g}")
+    base_n = max(fixed_design_seeds(o.result.diff, s, margin=state.design.margin,
+                                    n_comparisons=state.design.n_comparisons)
+                 for o, s in zip(state.outcomes.values(), sds))
+    fixed_total = fixed + base_n  # the baseline needs as many seeds as its largest comparison
+    per_variant = ", ".join(f"{c} {n}" for c, n in state.seeds.items())
+    change = f"saved {fixed_total - used}" if fixed_total >= used else f"used {used - fixed_total} more"
+    text = (f"Runs trained: {used} (seeds per variant: {per_variant}). A fixed design with 80% power for the "
+            f"observed differences and spread would need {fixed_total} runs: this study {change}")
+    return text + ("; " + "; ".join(budget) if budget else "") + "."
