@@ -40,5 +40,15 @@ def device_env(slot: str, threads: int) -> dict[str, str]:
     return env
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, a Slurm or container CPU set), which
+    torch's own thread default follows too, else every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def threads_per_job(jobs: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+    """Each of `jobs` concurrent runs gets an equal share of the usable cores (at least one thread)."""
+    return max(1, usable_cpus() // max(1, jobs))

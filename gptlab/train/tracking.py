@@ -215,4 +215,17 @@ class Tracker:
             print(f"warning: W&B logging turned off: {type(exc).__name__}: {exc}".splitlines()[0],
                   file=sys.stderr)
             self._warned = True
+        if self.run is not None and (not self.concurrent or isinstance(exc, (ConnectionError, EOFError))):
+            _close_wandb()  # a pack's other members keep their runs unless the service itself is gone
         self.run = None
+
+
+def _close_wandb() -> None:
+    """Shut W&B's service connection down now, quietly: left to W&B's own exit hook, a connection that
+    broke mid-run (its service process died) prints a 40-line traceback after the one-line warning."""
+    try:
+        import wandb
+
+        wandb.teardown(exit_code=1)
+    except Exception:  # noqa: BLE001 - already reported once; the run store is what counts
+        pass
