@@ -1,6 +1,7 @@
 """Report figures and findings from diagnostics, on a store written by real tiny training runs."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,17 @@ def test_warmup_experiment_gets_early_training_figure(store, tiny, tmp_path):
     made = {f.name for f in make_figures(ctx, tmp_path)}
     assert "early_training" in made
     assert any("Peak pre-clip gradient norm" in line for line in diag_figures.diag_findings(ctx))
+
+
+@pytest.mark.parametrize("experiment, figure", [("residual", "grad_norm_by_layer"), ("scaling", "attention_stats")])
+def test_figure_that_applies_without_data_is_left_out_with_a_reason(store, tmp_path, experiment, figure):
+    """Runs with diagnostics off: the figure is not drawn (never empty), and one finding says why."""
+    ctx = context(store, experiment)
+    ctx.history = ctx.history[[c for c in ctx.history.columns if not c.startswith("diag/")]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. matplotlib's "No artists with labels found" on an empty legend
+        made = {f.name for f in make_figures(ctx, tmp_path)}
+    assert figure not in made and not (tmp_path / f"{figure}.png").exists()
+    assert "log.diagnostics was off" in ctx.skipped[figure]
+    reasons = [line for line in diag_figures.diag_findings(ctx) if figure in line]
+    assert reasons == [f"Figure {figure} is left out: {ctx.skipped[figure]}."]

@@ -1,7 +1,9 @@
 """Report figures and findings from training-dynamics diagnostics (`diag/` metrics, length_eval.json).
 
 Importing this module registers four figures with `gptlab.analysis.figures.register_figure`; each
-returns None (is left out) when its data are missing or the experiment does not vary what it shows:
+returns None when the experiment does not vary what it shows, and the first three return
+`Skipped(reason)` when it does but no usable run logged their data (e.g. `log.diagnostics: off`):
+`diag_findings` then says, in one line, why the figure is left out. No figure is drawn empty.
     grad_norm_by_layer     pre-clip gradient norm per layer group at a few steps (residual / norm / depth)
     attention_stats        attention logit std and entropy over training (attention scale / heads)
     early_training         gradient norm and training loss over the first steps (warmup / placement / lr)
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from gptlab.analysis.figures import BROKEN, FigureContext, register_figure
+from gptlab.analysis.figures import BROKEN, FigureContext, Skipped, register_figure
 from gptlab.axes import figure_axes
 
 # the keys each figure is relevant to: the axes declared for it in gptlab/axes.py, plus plain keys
@@ -31,6 +33,7 @@ RELEVANT = {
     "attention_stats": {"n_head", *figure_axes("attention_stats")},
     "early_training": {"warmup_steps", "lr", *figure_axes("early_training")},
 }
+FIGURE_NAMES = (*RELEVANT, "length_generalisation")
 CAPTIONS = {
     "grad_norm_by_layer": "Pre-clip gradient norm per layer group (embedding, blocks, head) at a few steps; "
                           "geometric mean over seeds.",
@@ -64,6 +67,23 @@ def _groups(history: pd.DataFrame) -> dict[str, list[str]]:
             "head": [c for c in cols if c.endswith("/head")]}
 
 
+def _layer_columns(history: pd.DataFrame) -> list[str]:
+    return [c for cols in _groups(history).values() for c in cols]
+
+
+def _no_data(ctx: FigureContext, what: str) -> Skipped:
+    """Why a figure that applies has nothing to draw."""
+    if not any(str(c).startswith("diag/") for c in ctx.history.columns):
+        return Skipped(f"no run logged {what} (no run logged diagnostics: log.diagnostics was off)")
+    return Skipped(f"no finished or running run logged {what}")
+
+
+def _legend(ax) -> None:  # noqa: ANN001
+    """A legend, when the axis has labelled artists (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
 def _geo_mean(values: pd.Series) -> float:
     arr = values.to_numpy(float)
     arr = arr[np.isfinite(arr)]
@@ -80,10 +100,6 @@ def _layer_profile(hist: pd.DataFrame, label: str, step: int) -> list[float]:
     groups = _groups(hist)
     cols = groups["embedding"] + [c for c in groups["blocks"] if rows[c].notna().any()] + groups["head"]
     return [_geo_mean(rows[c]) for c in cols]
-
-
-def _diag_steps(hist: pd.DataFrame, column: str) -> list[int]:
-    return sorted(hist.loc[hist[column].notna(), "step"].unique().tolist()) if column in hist else []
 
 
 def _length_evals(ctx: FigureContext) -> pd.DataFrame:
@@ -103,21 +119,29 @@ def _length_evals(ctx: FigureContext) -> pd.DataFrame:
 
 # ---- figures ------------------------------------------------------------------------------------
 
+def _layer_steps(hist: pd.DataFrame) -> list[int]:
+    """Steps at which some run logged per-layer gradient norms."""
+    cols = _layer_columns(hist)
+    return sorted(hist.loc[hist[cols].notna().any(axis=1), "step"].unique().tolist()) if cols else []
+
+
 @register_figure("grad_norm_by_layer")
-def grad_norm_by_layer(ctx: FigureContext) -> tuple[Figure, str] | None:
-    if not _applies(ctx, "grad_norm_by_layer") or "diag/grad_norm" not in ctx.history:
+def grad_norm_by_layer(ctx: FigureContext) -> tuple[Figure, str] | Skipped | None:
+    if not _applies(ctx, "grad_norm_by_layer"):
         return None
-    hist = _ok_history(ctx, [c for c in ctx.history.columns if c.startswith("diag/grad_norm")])
-    steps = _diag_steps(hist, "diag/grad_norm")
+    hist = _ok_history(ctx, [c for c in ctx.history.columns if c.startswith("diag/grad_norm/")])
+    steps = _layer_steps(hist)
     if not steps:
-        return None
+        return _no_data(ctx, "per-layer gradient norms (diag/grad_norm/<layer>)")
     picks = sorted({steps[0], steps[len(steps) // 2], steps[-1]})
+    profiles = {(label, step): np.asarray(_layer_profile(hist, label, step), dtype=float)
+                for step in picks for label in ctx.design.labels}
     fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 3.6), squeeze=False, sharey=True)
     for ax, step in zip(axes[0], picks):
         zero_labelled = False
         for label in ctx.design.labels:
-            profile = np.asarray(_layer_profile(hist, label, step), dtype=float)
-            if not profile.size:
+            profile = profiles[label, step]
+            if not np.isfinite(profile).any():  # no record of this label at this step
                 continue
             positive = np.where(profile > 0, profile, np.nan)
             ax.plot(range(len(profile)), positive, "-o", ms=3, color=ctx.colors[label], label=label)
@@ -132,7 +156,7 @@ def grad_norm_by_layer(ctx: FigureContext) -> tuple[Figure, str] | None:
         ax.set_xlabel("layer (0 = embedding, last = head)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("gradient norm (pre-clip)")
-    axes[0][-1].legend(fontsize=7)
+    _legend(axes[0][-1])
     fig.tight_layout()
     return fig, CAPTIONS["grad_norm_by_layer"]
 
@@ -143,13 +167,13 @@ def _mean_over(hist: pd.DataFrame, prefix: str) -> pd.Series:
 
 
 @register_figure("attention_stats")
-def attention_stats(ctx: FigureContext) -> tuple[Figure, str] | None:
+def attention_stats(ctx: FigureContext) -> tuple[Figure, str] | Skipped | None:
     if not _applies(ctx, "attention_stats"):
         return None
     cols = [c for c in ctx.history.columns if c.startswith(("diag/attn_logit_std/", "diag/attn_entropy/"))]
-    if not cols:
-        return None
     hist = _ok_history(ctx, cols)
+    if hist.empty or not set(cols) & set(hist.columns):
+        return _no_data(ctx, "attention statistics (diag/attn_logit_std/<block>, diag/attn_entropy/<block>)")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, prefix in ((axes[0], "diag/attn_logit_std/"), (axes[1], "diag/attn_entropy/")):
         hist = hist.assign(value=_mean_over(hist, prefix))
@@ -169,7 +193,7 @@ def _finish_pair(fig: Figure, axes, ylabels: tuple[str, str]) -> None:  # noqa: 
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")
-    axes[0].legend(fontsize=7)
+    _legend(axes[0])
     fig.tight_layout()
 
 
@@ -181,9 +205,11 @@ def _early_window(ctx: FigureContext) -> int:
 
 
 @register_figure("early_training")
-def early_training(ctx: FigureContext) -> tuple[Figure, str] | None:
-    if not _applies(ctx, "early_training") or "diag/grad_norm" not in ctx.history:
+def early_training(ctx: FigureContext) -> tuple[Figure, str] | Skipped | None:
+    if not _applies(ctx, "early_training"):
         return None
+    if "diag/grad_norm" not in ctx.history or ctx.history["diag/grad_norm"].isna().all():
+        return _no_data(ctx, "gradient norms (diag/grad_norm)")
     window = _early_window(ctx)
     runs = ctx.runs.set_index("run")
     hist = ctx.history[ctx.history["step"] <= window]
@@ -218,7 +244,7 @@ def length_generalisation(ctx: FigureContext) -> tuple[Figure, str] | None:
     ax.set_xlabel("evaluation context (tokens)")
     ax.set_ylabel("val/loss")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend(ax)
     fig.tight_layout()
     return fig, CAPTIONS["length_generalisation"]
 
@@ -235,12 +261,13 @@ def _sci(x: float) -> str:
 
 
 def diag_findings(ctx: FigureContext) -> list[str]:
-    """Sentences citing the figures above; only for the figures that apply to this experiment."""
-    out: list[str] = []
+    """Sentences citing the figures above, only for the figures that apply to this experiment; and
+    for each of them left out for want of data (after make_figures), the reason."""
+    out = [f"Figure {name} is left out: {reason}." for name, reason in ctx.skipped.items() if name in FIGURE_NAMES]
     base = _baseline(ctx)
     if _applies(ctx, "grad_norm_by_layer") and "diag/grad_norm" in ctx.history:
-        hist = _ok_history(ctx, [c for c in ctx.history.columns if c.startswith("diag/grad_norm")])
-        steps = _diag_steps(hist, "diag/grad_norm")
+        hist = _ok_history(ctx, [c for c in ctx.history.columns if c.startswith("diag/grad_norm/")])
+        steps = _layer_steps(hist)
         if steps:
             step = steps[0]
             ref = _layer_profile(hist, base, step)

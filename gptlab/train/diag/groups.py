@@ -6,18 +6,23 @@
                 with tied weights)
 
 Per-group gradient norms then add up in quadrature to the global norm, as clip_grad_norm_ sees it.
+A pack's stacked model (gptlab/pack/stacked.py) has the same parts; it passes its parameters' member
+names, since a stacked leaf may name its weight differently (pos_emb.weight for pos_emb.wpe.weight).
 """
 from __future__ import annotations
 
 from torch import nn
 
 
-def layer_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
-    """{group: [(parameter name, parameter)]}; a shared tensor goes to the first group it is met in."""
+def layer_groups(model: nn.Module, names: dict[int, str] | None = None
+                 ) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    """{group: [(parameter name, parameter)]}; a shared tensor goes to the first group it is met in.
+    names: parameter name by id(parameter), instead of the model's own."""
     parts: list[tuple[str, nn.Module]] = [("embedding", model.tok_emb), ("embedding", model.pos_emb)]
     parts += [(f"block_{i}", block) for i, block in enumerate(model.blocks)]
     parts += [("head", model.norm_f), ("head", model.lm_head)]
-    names = {id(p): n for n, p in model.named_parameters()}  # tied weights: the first (tok_emb) name
+    if names is None:
+        names = {id(p): n for n, p in model.named_parameters()}  # tied weights: the first (tok_emb) name
     groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
     seen: set[int] = set()
     for group, module in parts:

@@ -29,12 +29,14 @@ PEAK_FLOPS: list[tuple[str, dict[str, float]]] = [
 ]
 
 
-def flops_per_token(model: nn.Module, seq_len: int) -> float:
-    """Training FLOPs (forward + backward) per token at context length `seq_len`."""
+def flops_per_token(model: nn.Module, seq_len: int, members: int = 1) -> float:
+    """Training FLOPs (forward + backward) per token at context length `seq_len`; of one member
+    when `model` stacks `members` models (every weight (M, ...))."""
     cfg = model.config
     n_matmul = model.num_params(non_embedding=True)
     if cfg.tie_weights:
         n_matmul += model.tok_emb.weight.numel()  # the tied LM head still multiplies (V, C)
+    n_matmul //= members
     return 6.0 * n_matmul + 12.0 * cfg.n_layer * seq_len * cfg.n_embd
 
 
