@@ -4,6 +4,8 @@ Each step draws every member's own batch (its own sampler, seeded as unpacked), 
 backward over the stacked model, clips each member's gradients on its own and applies each member's
 AdamW with its own learning-rate schedule. Log steps, evals, checkpoints and divergence checks happen
 where the unpacked trainer has them; a member that diverges is recorded and masked, the others go on.
+On log steps the trainer's diagnostics (gptlab/train/diag) measure every member on its own slice of the
+stack, so a member logs the `diag/` keys its unpacked run logs, at the same steps.
 """
 from __future__ import annotations
 
