@@ -122,14 +122,16 @@ def _scale(a, spec: dict[str, Any]) -> None:  # noqa: ANN001
     runs = a.store.runs
     ok = runs[runs["status"] == "finished"]
     tokens = ok["max_steps"] * ok["batch_size"] * ok.get("grad_accum", 1) * ok["block_size"]
-    frame = pd.DataFrame({"variant": ok["variant"].astype(str), "size": ok["size"], "n_params": ok["n_params"],
+    variants = ok["variant"].where(ok["variant"].notna(), "base").astype(str)  # a study of sizes alone: "base"
+    baseline = a.compare.baseline or "base"
+    frame = pd.DataFrame({"variant": variants, "size": ok["size"], "n_params": ok["n_params"],
                           "tokens": tokens, "seed": ok["seed"], "value": ok["value"]})
-    if frame["size"].nunique() < 2 or a.compare.baseline not in set(frame["variant"]):
+    if frame["size"].nunique() < 2 or baseline not in set(frame["variant"]):
         return
     predict = (spec.get("scale") or {}).get("predict") or {}
     target = parse_scalar(predict["n_params"]) if isinstance(predict.get("n_params"), str) else predict.get("n_params")
-    base_mean = float(frame.loc[frame["variant"] == a.compare.baseline, "value"].mean())
-    a.extras["scale"] = scale_study(frame, a.compare.baseline, margin=a.compare.margin_for(base_mean),
+    base_mean = float(frame.loc[frame["variant"] == baseline, "value"].mean())
+    a.extras["scale"] = scale_study(frame, baseline, margin=a.compare.margin_for(base_mean),
                                     sign=a.compare.sign, correction=a.compare.correction,
                                     predict_n_params=target, metric=a.compare.metric)
     a.table["size"] = a.table["variant"].map(runs.groupby("label")["size"].first())

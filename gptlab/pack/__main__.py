@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
             flat["wandb"] = payload["wandb"]
         cfgs.append(build_config(flat))
         metas.append(RunMeta(experiment=payload["experiment"], name=m["name"], variant=m["variant"],
-                             overrides=m["overrides"]))
+                             overrides=m["overrides"], study=m.get("study") or {}))
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         summaries = run_pack(cfgs, metas, runs_root, fresh=[m["fresh"] for m in members],

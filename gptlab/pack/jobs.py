@@ -39,7 +39,8 @@ def members_of(job: Any) -> list[Any]:
 
 def pack_argv(job: PackJob, experiment: str, runs_root: Path, wandb: str | None) -> list[str]:
     members = [PackMember(m.run.name, m.run.variant, dict(m.run.overrides), dict(m.run.flat),
-                          fresh=m.action == "fresh", expect=getattr(m, "expect", None)) for m in job.members]
+                          fresh=m.action == "fresh", expect=getattr(m, "expect", None),
+                          study=dict(m.run.study)) for m in job.members]
     return pack_command(members, experiment, runs_root, wandb)
 
 

@@ -98,7 +98,7 @@ class Member:
         self.tracker = Tracker(self.cfg.log.wandb, concurrent=True)
         tags = self.cfg.model.tags()  # as the trainer: every axis and the chosen plugins' options
         self.tracker.start(project=self.cfg.log.project, entity=self.cfg.log.entity,
-                           experiment=self.meta.experiment, name=self.meta.name, variant=self.meta.variant,
+                           experiment=self.meta.experiment, name=self.meta.name, variant=self.meta.job_type,
                            label=self.meta.label(), tags=tags, config=self.record, run_dir=self.store.dir,
                            resume=self.resumed, best_so_far=self.best if math.isfinite(self.best) else None,
                            stored=self.store.metrics() if self.resumed else [])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class PackMember:
     flat: dict[str, Any]     # every key this run sets, as `gptlab train` receives them
     fresh: bool              # discard earlier state (--rerun)
     expect: str | None = None  # the store fingerprint the planner saw
+    study: dict[str, Any] = field(default_factory=dict)  # the run's study meta (stage, at, size)
 
 
 def pack_key(config, mode: str) -> tuple:  # noqa: ANN001 - a RunConfig

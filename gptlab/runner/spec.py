@@ -205,9 +205,6 @@ def _ordered_sizes(scale: Scale, base_flat: dict[str, Any], sets: dict[str, Any]
             config = build_config(flat)
         except ConfigError as err:
             fail(f"{err.message} (in size {size.name})", ("scale", size.name, err.key or ""), err.fix, key=err.key)
-        if all(config.flat()[k] == build_config({**base_flat, **sets}).flat()[k] for k in size.overrides):
-            fail(f"size '{size.name}' changes nothing: every key equals the base config's", ("scale", size.name),
-                 "give each size a different shape")
         counted.append((_n_params(config), size))
     counted.sort(key=lambda item: item[0])
     for (n1, a), (n2, b) in zip(counted, counted[1:]):
