@@ -28,14 +28,15 @@ class Planner:
     spec: Spec
     runs_root: Path
     rerun: str | None = None
-    pack: str | None = None  # the user's --pack; the tuning stage packs `auto` unless told otherwise
+    pack: str | None = None  # the user's --pack, for the comparison rounds; the tuning stage packs `auto`
     launcher: str = "local"
     say: Callable[[str], None] = print
     handed: set[str] = field(default_factory=set)  # runs trained in this invocation (rerun applies once)
 
     @property
     def tuning_pack(self) -> str | None:
-        return (self.pack or "auto") if self.launcher == "local" else None
+        """A cell's tuning runs differ only in tuned scalar keys: `auto` packs them (it packs seeds too)."""
+        return "auto" if self.launcher == "local" else None
 
     def execute(self, execute: Execute) -> int:
         """Run the study to its end; the worst round's exit code (130 stops at once)."""
