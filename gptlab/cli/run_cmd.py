@@ -114,5 +114,6 @@ def _execute(spec, jobs, runs: Path, launcher: str, n_jobs: int, slots: list[str
     view = make_view()
     if title:
         view.message(f"== {title}")
+        view.context = f"{title} | "
     return Study(spec, jobs, runs, n_jobs=n_jobs, slots=slots, wandb=wandb, fail_fast=fail_fast, view=view,
                  pack=pack).execute()

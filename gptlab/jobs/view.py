@@ -58,6 +58,8 @@ def _best(job) -> str:  # noqa: ANN001
 
 
 class PlainView:
+    context = ""  # a study's round and its open comparisons, shown above the live table ("round 2 (...) | ")
+
     def __init__(self, stream=None) -> None:  # noqa: ANN001
         self.stream = stream or sys.stdout
         self.t0 = time.time()
@@ -147,7 +149,7 @@ class RichView(PlainView):
         from rich.table import Table
 
         done = f"{self.done}/{self.total}" if self.total else str(self.done)
-        table = Table(title=f"runs done {done} | elapsed {fmt_duration(time.time() - self.t0)}")
+        table = Table(title=f"{self.context}runs done {done} | elapsed {fmt_duration(time.time() - self.t0)}")
         for col in ("run", "device", "step", "train loss", "val loss", "eta"):
             table.add_column(col)
         for job in jobs:

@@ -63,8 +63,9 @@ def next_round(spec: Spec, runs_root: Path, chosen: dict | None, *, pack: str | 
     note = (f"round {state.round}: {len(open_)} comparison(s) open: "
             + ", ".join(f"{v} vs {state.outcomes[v].pair.baseline}" for v in open_)
             + " | seeds per cell: " + ", ".join(f"{c}={n}" for c, n in state.seeds.items()))
-    return Round(f"round {state.round} of at most {len(state.design.looks)}", compare_runs(spec, chosen, seeds),
-                 pack, note)
+    opened = ", ".join(f"{v} vs {state.outcomes[v].pair.baseline}" for v in open_)
+    return Round(f"round {state.round} of at most {len(state.design.looks)} (open: {opened})",
+                 compare_runs(spec, chosen, seeds), pack, note)
 
 
 def decision_table(state: Replay) -> str:
