@@ -81,6 +81,15 @@ def rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def last_step(run_dir: Path) -> int:
+    """The last whole metrics row's step of a run being written (-1 before the first)."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        return json.loads(lines[-2] if len(lines) > 1 else lines[-1])["step"]
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
 @pytest.fixture(scope="module")
 def probe_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("probe")
@@ -105,8 +114,7 @@ def cut_study(probe_dir, tmp_path_factory) -> tuple[Path, dict, str]:
     run_dirs = [root / "runs" / "cc" / f"{v}-seed0" for v in ("alpha", "beta")]
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:  # both past their first checkpoint
-        if all((d / "checkpoint.pt").exists() and (d / "metrics.jsonl").exists() and rows(d)[-1]["step"] >= 15
-               for d in run_dirs):
+        if all((d / "checkpoint.pt").exists() and last_step(d) >= 15 for d in run_dirs):
             break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)
