@@ -1,0 +1,112 @@
+"""Adaptive seeds (`seeds: {start, max, step}`) end to end with real tiny training: a variant far from the
+baseline stops after round 1 as different, a twin of the baseline (the same config under another name) gets
+more seeds until it is equivalent or the budget ends; killed between rounds and during a round, the same command
+trains every run once and reaches the verdicts of an uninterrupted study (training is deterministic on a CPU
+in float32, and a resumed run continues exactly).
+
+Sizes of the effects at 60 steps (post-LN, whose seed noise at lr 1e-2 is ~0.03 where pre-LN's is ~0.15):
+lr 1e-4 leaves the best val loss near 3.97 where lr 1e-2 reaches ~3.13, a Welch t of ~40 at 3 seeds; the twin's
+values equal the baseline's seed for seed (diff ~0), and a 0.005 margin is far below what 3 or 5 seeds of that
+noise can show equivalent, so the twin runs to the budget.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.study_runs import ENV, TINY, assert_trained_once, last_step, run_killed, starts, summary
+
+pytestmark = pytest.mark.slow
+SPEC = {"name": "adaptive", "description": "seeds only where a comparison is open",
+        "base": {**TINY, "max_steps": 60, "eval_interval": 20, "log_interval": 5, "lr": 1.0e-2, "norm_placement": "post"},
+        "variants": {"base": {}, "slow": {"lr": 1.0e-4}, "twin": {}},
+        "seeds": {"start": 3, "max": 5, "step": 2}, "compare": {"baseline": "base", "margin": 0.005}}
+ARGS = ("--pack", "auto")  # every cell of a round in one process: the variants differ only in lr
+STEPS = list(range(0, 61, 5))
+ROUND_1 = [f"{v}-seed{s}" for v in ("base", "slow", "twin") for s in range(3)]
+ROUND_2 = [f"{v}-seed{s}" for v in ("base", "twin") for s in (3, 4)]
+
+
+def verdicts(spec: Path, runs: Path) -> dict[str, tuple]:
+    """variant -> (stopped, round, seeds, diff, ci_low, ci_high), replayed from the store as the planner does."""
+    from gptlab.runner.spec import load_spec
+    from gptlab.study.adaptive import replay_store
+
+    state = replay_store(load_spec(spec), runs, None)
+    assert state.complete
+    return {name: (o.stopped, o.round, o.result.n, o.result.diff, o.result.ci_low, o.result.ci_high)
+            for name, o in state.outcomes.items()}
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory) -> dict:
+    """The same study twice: uninterrupted (in the background), and killed between rounds 1 and 2, then during
+    round 2, then finished by the same command."""
+    root = tmp_path_factory.mktemp("adaptive")
+    spec = root / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    whole = subprocess.Popen([sys.executable, "-m", "gptlab", "run", str(spec), "--runs", str(root / "whole"), *ARGS],
+                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runs = root / "killed"
+    exp = runs / "adaptive"
+    seen = {}
+    seen["out 1"] = run_killed(spec, runs, ARGS, lambda out: "round 2: " in out, root / "kill1.log")
+    seen["between"] = {name: (summary(exp / name)["status"] if (exp / name / "summary.json").exists() else None,
+                              starts(exp / name)) for name in ROUND_1 + ROUND_2}
+    seen["out 2"] = run_killed(spec, runs, ARGS, lambda _: any(last_step(exp / n) >= 25 for n in ROUND_2),
+                               root / "kill2.log")
+    seen["during"] = {name: summary(exp / name)["status"] for name in ROUND_2}
+    last = subprocess.run([sys.executable, "-m", "gptlab", "run", str(spec), "--runs", str(runs), *ARGS], env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert last.returncode == 0, last.stdout + last.stderr
+    whole_out = whole.communicate(timeout=600)[0]
+    assert whole.returncode == 0, whole_out
+    return {"spec": spec, "whole": root / "whole", "killed": runs, "seen": seen, "whole_out": whole_out,
+            "last_out": last.stdout}
+
+
+def test_the_far_variant_stops_after_round_1_and_the_twin_runs_on(studies):
+    got = verdicts(studies["spec"], studies["whole"])
+    assert got["slow"][:3] == ("different", 1, 3), got
+    assert got["slow"][3] > 0.5, got  # lr 1e-4 is far worse
+    assert got["twin"][0] in ("equivalent", "budget") and got["twin"][1:3] == (2, 5), got
+    assert got["twin"][3] == pytest.approx(0.0, abs=1e-6), got  # the same runs under another name
+    table = studies["whole_out"][studies["whole_out"].index("adaptive seeds: decided"):]
+    assert "slow vs base" in table and "different" in table and "twin vs base" in table, table
+
+
+@pytest.mark.parametrize("store", ["whole", "killed"])
+def test_seeds_are_added_only_to_open_comparisons_and_trained_once(studies, store):
+    exp = studies[store] / "adaptive"
+    assert sorted(d.name for d in exp.iterdir() if d.is_dir()) == sorted(ROUND_1 + ROUND_2)
+    seeds = []
+    for name in ROUND_1 + ROUND_2:
+        assert_trained_once(exp / name, STEPS)
+        meta = yaml.safe_load((exp / name / "config.yaml").read_text())["run"]
+        seeds.append((meta["variant"], meta["seed"]))
+        assert name == f"{meta['variant']}-seed{meta['seed']}"
+    assert len(set(seeds)) == len(seeds)  # no seed of a cell held twice
+
+
+def test_killed_between_rounds_and_during_a_round_it_reaches_the_uninterrupted_verdicts(studies):
+    seen = studies["seen"]
+    # the first kill came after round 1 ended and before round 2 trained anything
+    assert all(seen["between"][n][0] == "finished" for n in ROUND_1), seen["between"]
+    assert not any(seen["between"][n][1] for n in ROUND_2), seen["between"]
+    # the second came during round 2
+    assert "finished" not in seen["during"].values(), seen["during"]
+    exp = studies["killed"] / "adaptive"
+    for name in ROUND_1:  # round 1 was not started again
+        assert starts(exp / name) == seen["between"][name][1], name
+    killed, whole = verdicts(studies["spec"], studies["killed"]), verdicts(studies["spec"], studies["whole"])
+    assert {k: v[:3] for k, v in killed.items()} == {k: v[:3] for k, v in whole.items()}  # stopped, round, seeds
+    for name in whole:
+        assert killed[name][3:] == pytest.approx(whole[name][3:], abs=1e-5), name  # diff and its interval
+    for name in ROUND_1 + ROUND_2:  # run by run, the same numbers
+        a, b = (summary(studies[s] / "adaptive" / name) for s in ("whole", "killed"))
+        assert a["best_val_loss"] == pytest.approx(b["best_val_loss"], rel=1e-5), name
+    assert "adaptive seeds: decided" in studies["last_out"]
