@@ -197,3 +197,13 @@ def test_dry_run_shows_both_stages_and_the_most_runs_writing_nothing(root):
     for cell in CELLS:
         assert all(name in text for name in tuning_names(cell) + compare_names(cell, 2)), text
     assert "most runs this study can take: 16" in text, text  # 2 cells x (2 lrs + 3 seeds x (tuned, shared))
+
+
+def test_dry_run_of_a_tuned_adaptive_study_before_tuning_shows_round_1_at_base_values(root):
+    spec = write_spec(root / "dry_adaptive.yaml", seeds={"start": 3, "max": 5, "step": 2})
+    out = gptlab_run(spec, root / "dry_adaptive_runs", "--dry-run")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not (root / "dry_adaptive_runs").exists()
+    assert "stage 2: adaptive seeds: round 1 trains 3 seeds per cell" in out.stdout, out.stdout
+    assert "shown at base values" in out.stdout and f"{CELLS[1]}-shared-seed2" in out.stdout, out.stdout
+    assert "most runs this study can take: 24" in out.stdout, out.stdout  # 2 cells x (2 lrs + 5 seeds x 2)

@@ -26,7 +26,8 @@ def describe_study(planner: Planner, slots: list[str], n_jobs: int) -> str:
     if isinstance(spec.seeds, Adaptive):
         from gptlab.study.adaptive import first_round
 
-        rnd = first_round(spec, chosen)
+        shown = chosen if chosen or spec.tune is None else {c.name: tuning.base_values(spec, c) for c in spec.cells}
+        rnd = first_round(spec, shown)
         most += len(spec.cells) * spec.seeds.max * per_seed
         jobs = plan(spec, planner.runs_root, planner.rerun, rnd.runs)
         out += [f"{'stage 2: ' if spec.tune else ''}adaptive seeds: round 1 trains {spec.seeds.start} seeds per "
