@@ -219,8 +219,8 @@ def test_jobs_auto_sizes_from_memory(tmp_path, monkeypatch):
     big_mb = max(run_memory_mb(run.config) for run in big.runs)
     assert big_mb > 10 * max(run_memory_mb(run.config) for run in small.runs) > 0
     # CPU: one run per 4 cores, at least one
-    for cores, jobs in ((16, 4), (7, 1), (2, 1), (None, 1)):
-        monkeypatch.setattr(packing.os, "cpu_count", lambda cores=cores: cores)
+    for cores, jobs in ((16, 4), (7, 1), (2, 1), (1, 1)):
+        monkeypatch.setattr(packing, "usable_cpus", lambda cores=cores: cores)
         assert auto_jobs(small, ["cpu"]) == jobs
     # GPUs: free memory is the one hardware fact given; how many runs fit follows from the estimate
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -6,9 +6,9 @@ run at a time per 4 cores.
 """
 from __future__ import annotations
 
-import os
-
 import torch
+
+from gptlab.jobs.devices import usable_cpus
 
 from gptlab.runner.spec import Spec
 
@@ -19,7 +19,7 @@ MEMORY_HEADROOM = 0.8  # leave room for the allocator, CUDA context and eval bat
 def auto_jobs(spec: Spec, slots: list[str]) -> int:
     gpus = [s for s in slots if s != "cpu"]
     if not gpus or not torch.cuda.is_available():
-        return max(1, (os.cpu_count() or 1) // 4)
+        return max(1, usable_cpus() // 4)  # the cores this process may use (taskset, cgroup, Slurm)
     need_mb = max(run_memory_mb(run.config) for run in spec.runs) + 500  # + CUDA context per process
     free_mb = min(torch.cuda.mem_get_info(int(g))[0] for g in gpus) / 2**20
     per_gpu = max(1, min(MAX_PER_GPU, int(free_mb * MEMORY_HEADROOM // need_mb)))
