@@ -11,8 +11,9 @@ With compile on there is one compiled graph per mode, each compiled once and nev
 
 They are separate functions, so neither mode's guards (grad mode, module.training) are checked
 against the other's graph. A log step with diagnostics runs through the eager module, with the
-diagnostics' hooks and `record_stats` set only for that step: the compiled graphs never see them,
-so nothing they guard on changes. Checkpointing reads the eager module's state and touches no graph.
+diagnostics' forward hooks (gptlab/train/diag/) registered only for that step: the compiled graphs
+never see them, so nothing they guard on changes. Checkpointing reads the eager module's state and
+touches no graph.
 """
 from __future__ import annotations
 
