@@ -135,3 +135,18 @@ def _scale(a, spec: dict[str, Any]) -> None:  # noqa: ANN001
                                     sign=a.compare.sign, correction=a.compare.correction,
                                     predict_n_params=target, metric=a.compare.metric)
     a.table["size"] = a.table["variant"].map(runs.groupby("label")["size"].first())
+    a.extras["scale_budget"] = _budget(spec, ok.assign(tokens=tokens))
+
+
+def _budget(spec: dict[str, Any], ok: pd.DataFrame) -> str:
+    """How the sizes were trained: compute-optimally (tokens_per_param) or at a fixed or per-size budget."""
+    per_size = ok.groupby("size").agg(steps=("max_steps", "median"), tokens=("tokens", "median"),
+                                      n=("n_params", "median")).sort_values("n")
+    listed = ", ".join(f"{size} {int(r.steps)} steps ({r.tokens / r.n:.1f} tokens per parameter)"
+                       for size, r in per_size.iterrows())
+    tpp = (spec.get("scale") or {}).get("tokens_per_param")
+    if tpp is not None:
+        return f"Each size was trained compute-optimally at {tpp} tokens per parameter (tokens_per_param): {listed}."
+    if per_size["steps"].nunique() == 1:
+        return f"Every size was trained at one fixed budget of {int(per_size['steps'].iloc[0])} steps: {listed}."
+    return f"Each size was trained at the steps its spec entry sets: {listed}."

@@ -26,7 +26,9 @@ def section(ctx: ReportContext) -> list[Block]:
                    f"(`{result.model_formula}`, seeds as replicates, {result.model_df_resid:.0f} residual df); ")
     method += (f"all tests adjusted together ({CORRECTION_NAMES[result.correction]}); * significant at "
                f"adjusted p < {result.alpha:g}.")
-    blocks: list[Block] = [Heading("Scale"), Paragraph(method), Table(*effects_table(result)),
+    budget = ctx.extras.get("scale_budget")
+    blocks: list[Block] = [Heading("Scale"), Paragraph(method + (f" {budget}" if budget else "")),
+                           Table(*effects_table(result)),
                            Bullets(result.findings())]
     if result.power_laws:
         blocks += [Paragraph(f"Power laws of {result.metric} per variant (95% CIs), against parameters N and "
