@@ -41,7 +41,10 @@ def test_sigkill_before_the_first_checkpoint_and_during_a_checkpoint_write(tmp_p
     # 1. killed at a (seeded) random step before any checkpoint exists, then the same command again
     early = tmp_path / "early"
     run_dir = early / "adhoc" / "r"
-    target = random.Random(20231).randint(2, 15)  # seeded: a failure reproduces at the same step
+    # seeded, so a failure reproduces at the same step (this seed: 9). At most 10: the kill lands 1-2 rows past
+    # the target (measured at load 9 on 2 cores), well before the step-20 checkpoint; this seed's draw from
+    # 2..15 was 15, which left only 3-4 steps to spare
+    target = random.Random(20231).randint(2, 10)
     proc = subprocess.Popen([sys.executable, "-m", "gptlab", *train_argv(early)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
