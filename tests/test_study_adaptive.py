@@ -11,6 +11,8 @@ noise can show equivalent, so the twin runs to the budget.
 """
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +42,12 @@ def verdicts(spec: Path, runs: Path) -> dict[str, tuple]:
     assert state.complete
     return {name: (o.stopped, o.round, o.result.n, o.result.diff, o.result.ci_low, o.result.ci_high)
             for name, o in state.outcomes.items()}
+
+
+def assert_same_verdicts(got: dict[str, tuple], want: dict[str, tuple]) -> None:
+    assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in want.items()}  # stopped, round, seeds
+    for name in want:
+        assert got[name][3:] == pytest.approx(want[name][3:], abs=1e-5), name  # diff and its interval
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +110,27 @@ def test_killed_between_rounds_and_during_a_round_it_reaches_the_uninterrupted_v
     exp = studies["killed"] / "adaptive"
     for name in ROUND_1:  # round 1 was not started again
         assert starts(exp / name) == seen["between"][name][1], name
-    killed, whole = verdicts(studies["spec"], studies["killed"]), verdicts(studies["spec"], studies["whole"])
-    assert {k: v[:3] for k, v in killed.items()} == {k: v[:3] for k, v in whole.items()}  # stopped, round, seeds
-    for name in whole:
-        assert killed[name][3:] == pytest.approx(whole[name][3:], abs=1e-5), name  # diff and its interval
+    assert_same_verdicts(verdicts(studies["spec"], studies["killed"]), verdicts(studies["spec"], studies["whole"]))
     for name in ROUND_1 + ROUND_2:  # run by run, the same numbers
         a, b = (summary(studies[s] / "adaptive" / name) for s in ("whole", "killed"))
         assert a["best_val_loss"] == pytest.approx(b["best_val_loss"], rel=1e-5), name
     table = lambda out: out[out.index("adaptive seeds: decided"):]  # noqa: E731 - the printed decisions
     assert table(studies["last_out"]) == table(studies["whole_out"])
+
+
+def test_rerun_failed_retrains_a_failed_seed_of_a_decided_study(studies, tmp_path):
+    """A finished study whose twin lost a seed (failed): its replay is complete (the twin ends at the budget
+    without a value), yet `--rerun failed` must train that seed again, and only it."""
+    runs = tmp_path / "runs"
+    shutil.copytree(studies["whole"], runs)
+    exp = runs / "adaptive"
+    failed = exp / "twin-seed4" / "summary.json"
+    failed.write_text(json.dumps({**summary(exp / "twin-seed4"), "status": "failed", "error": "injected"}))
+    before = {name: starts(exp / name) for name in ROUND_1 + ROUND_2}
+    out = subprocess.run([sys.executable, "-m", "gptlab", "run", str(studies["spec"]), "--runs", str(runs), *ARGS,
+                          "--rerun", "failed"], env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [n for n in ROUND_1 + ROUND_2 if starts(exp / n) != before[n]] == ["twin-seed4"]
+    assert_trained_once(exp / "twin-seed4", STEPS)
+    # a run alone in its pack matches its packed self to float32 rounding, not bit for bit
+    assert_same_verdicts(verdicts(studies["spec"], runs), verdicts(studies["spec"], studies["whole"]))

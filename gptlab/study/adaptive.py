@@ -2,6 +2,7 @@
 to the cells whose comparison with the baseline is still open."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from gptlab.runner.spec import Spec
 from gptlab.store import ENDED
 from gptlab.study.rounds import Round
 from gptlab.study.tuning import compare_runs
-from gptlab.study.values import stored
+from gptlab.study.values import Stored, stored
 
 
 def pairs_of(spec: Spec) -> list[Pair]:
@@ -26,11 +27,15 @@ def design_of(spec: Spec) -> SequentialDesign:
     return sequential_design({"start": s.start, "max": s.max, "step": s.step}, margin, len(pairs_of(spec)))
 
 
-def replay_store(spec: Spec, runs_root: Path, chosen: dict | None) -> Replay:
-    """The study as far as the store holds it."""
+def replay_store(spec: Spec, runs_root: Path, chosen: dict | None,
+                 forget: Callable[[str, Stored], bool] | None = None) -> Replay:
+    """The study as far as the store holds it; `forget(name, stored)`: count that run as not run yet (a
+    `--rerun` trains it again, so its stored value must not decide anything)."""
     every = compare_runs(spec, chosen, {c.name: spec.seed_list() for c in spec.cells})
     compared = [r for r in every if r.study.get("at") != "shared"]
     got = stored(spec, runs_root, [r.name for r in compared])
+    if forget is not None:
+        got = {name: Stored(None, math.nan) if forget(name, s) else s for name, s in got.items()}
     by_key = _by_cell_seed(spec, compared, got)
     sign = 1 if spec.compare.goal == "maximize" else -1
     return replay(design_of(spec), pairs_of(spec),
@@ -51,10 +56,11 @@ def first_round(spec: Spec, chosen: dict | None, pack: str | None = None) -> Rou
 
 
 def next_round(spec: Spec, runs_root: Path, chosen: dict | None, *, pack: str | None = None,
-               say: Callable[[str], None] = print) -> Round | None:
+               say: Callable[[str], None] = print, forget: Callable[[str, Stored], bool] | None = None
+               ) -> Round | None:
     """The next round's runs (every planned seed so far; finished ones are skipped), or None when every
     comparison is decided or the budget is reached (then the decisions are printed)."""
-    state = replay_store(spec, runs_root, chosen)
+    state = replay_store(spec, runs_root, chosen, forget)
     if state.complete:
         say(decision_table(state))
         return None

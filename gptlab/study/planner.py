@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gptlab.runner.design import Adaptive
 from gptlab.runner.spec import PlannedRun, Spec
+from gptlab.store import UNSUCCESSFUL
 from gptlab.study import tuning
 from gptlab.study.rounds import Round
 from gptlab.study.values import stored
@@ -53,7 +54,11 @@ class Planner:
             from gptlab.study.adaptive import next_round
 
             last: list[str] | None = None
-            while (nxt := next_round(self.spec, self.runs_root, chosen, pack=self.pack, say=self.say)) is not None:
+            # a run --rerun trains again counts as not run until this invocation has trained it
+            forget = None if self.rerun is None else lambda name, got: name not in self.handed and (
+                self.rerun == "all" or got.status in UNSUCCESSFUL)
+            while (nxt := next_round(self.spec, self.runs_root, chosen, pack=self.pack, say=self.say,
+                                     forget=forget)) is not None:
                 names = [r.name for r in nxt.runs]
                 if names == last:  # the same round again: its runs are held elsewhere or were interrupted
                     self.say(f"{nxt.title}: runs still unfinished (running elsewhere?); rerun to continue")
