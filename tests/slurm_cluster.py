@@ -7,7 +7,8 @@ the machine's own configuration is read or changed. `SlurmCluster.env` is what a
 `gptlab run --launcher submitit`) needs: SLURM_CONF. Elsewhere `unavailable()` says why, for a skip.
 
 Settings that keep the tests short: `AuthInfo=cred_expire=10` (a requeued job waits cred_expire before it
-may start again; default 120 s), `KillWait=10` (TERM -> KILL), `MinJobAge=600` (squeue keeps an ended
+may start again; default 120 s), `SchedulerParameters=bf_interval=2,sched_interval=2` (a job whose begin
+time has passed is started within seconds, not at the next 30/60 s pass), `KillWait=10` (TERM -> KILL), `MinJobAge=600` (squeue keeps an ended
 job's state for the driver), `ProctrackType=proctrack/linuxproc` and `TaskPlugin=task/none` (no cgroups
 in a container).
 """
@@ -104,7 +105,8 @@ class SlurmCluster:
             "SwitchType=switch/none", "JobAcctGatherType=jobacct_gather/none",
             "AccountingStorageType=accounting_storage/none", "JobCompType=jobcomp/none",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_CPU_Memory",
-            "SchedulerType=sched/backfill", "ReturnToService=2", "SlurmdParameters=config_overrides",
+            "SchedulerType=sched/backfill", "SchedulerParameters=bf_interval=2,sched_interval=2",
+            "ReturnToService=2", "SlurmdParameters=config_overrides",
             "KillWait=10", "MinJobAge=600", "InactiveLimit=0", "SlurmdTimeout=300", "MessageTimeout=20",
             f"NodeName={NODE} NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1 CPUs={self.cpus} "
             f"RealMemory={self.mem_mb} Features=gptlabfeat State=UNKNOWN",
