@@ -27,3 +27,19 @@ def test_submitit_local_runs_a_two_run_spec(tmp_path: Path):
 
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "submitted" not in again.stdout  # finished runs are skipped
+
+
+def test_final_counts_name_each_run_as_what_it_is():
+    """A run running elsewhere was counted 'finished', a cancelled one 'failed': each is what it is."""
+    from types import SimpleNamespace
+
+    from gptlab.jobs.view import final_counts
+
+    def job(status, **result):
+        return SimpleNamespace(status=status, result={"status": status, **result})
+
+    jobs = [job("finished"), job("finished", elsewhere=True), job("running", elsewhere=True),
+            job("interrupted", slurm_state="CANCELLED"), job("pending", slurm_state="PENDING")]
+    counts, bad = final_counts(jobs)
+    assert counts == "2/5 finished, 1 running elsewhere, 1 cancelled, 1 pending in Slurm" and bad
+    assert final_counts(jobs[:3]) == ("2/3 finished, 1 running elsewhere", False)
