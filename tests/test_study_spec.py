@@ -15,8 +15,9 @@ import yaml
 
 from tests.conftest import assert_user_error
 
-TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 8, "max_steps": 20,
-        "eval_interval": 10, "eval_steps": 2, "dropout": 0.0, "wandb": "disabled"}
+# one step: a case that wrongly passed validation would cost little before its assertion fails
+TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 8, "max_steps": 1,
+        "eval_interval": 1, "eval_steps": 1, "dropout": 0.0, "wandb": "disabled"}
 TWO = {"a": {"norm_placement": "pre"}, "b": {"norm_placement": "post"}}
 LRS = [1.0e-3, 1.0e-2]
 
@@ -43,7 +44,8 @@ CASES = {
     "adaptive step 0": (spec(seeds={"start": 3, "max": 5, "step": 0}), ["seeds.step"]),
     "seeds a string": (spec(seeds="three"), ["seeds", "list"]),
     "seeds a float": (spec(seeds=3.5), ["seeds", "list"]),
-    "size that changes nothing": (spec(scale={"s": {"n_layer": 1}, "m": {"n_layer": 2}}), ["scale.s", "nothing"]),
+    "size that changes nothing": (spec(scale={"s": {}, "m": {"n_layer": 2}}), ["scale.s", "changes nothing"]),
+    "size that sets no shape": (spec(scale={"s": {"max_steps": 2}, "m": {"n_layer": 2}}), ["scale.s", "no model shape"]),
     "sizes of one parameter count": (spec(scale={"h1": {"n_head": 1}, "h4": {"n_head": 4}}),
                                      ["h1", "h4", "parameter count"]),
     "predict with two sizes": (spec(scale={"s": {"n_layer": 2}, "m": {"n_layer": 3},
