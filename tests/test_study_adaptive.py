@@ -24,7 +24,8 @@ from tests.study_runs import ENV, TINY, assert_trained_once, last_step, run_kill
 
 pytestmark = pytest.mark.slow
 SPEC = {"name": "adaptive", "description": "seeds only where a comparison is open",
-        "base": {**TINY, "max_steps": 60, "eval_interval": 20, "log_interval": 5, "lr": 1.0e-2, "norm_placement": "post"},
+        "base": {**TINY, "max_steps": 60, "eval_interval": 20, "log_interval": 5, "lr": 1.0e-2,
+                 "norm_placement": "post"},
         "variants": {"base": {}, "slow": {"lr": 1.0e-4}, "twin": {}},
         "seeds": {"start": 3, "max": 5, "step": 2}, "compare": {"baseline": "base", "margin": 0.005}}
 ARGS = ("--pack", "auto")  # every cell of a round in one process: the variants differ only in lr
