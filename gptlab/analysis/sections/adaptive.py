@@ -55,28 +55,35 @@ def _rows(state) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
 
 
 def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
-    """Runs used against the fixed design a power calculation asks for at the seeds' spread."""
+    """Runs used against the fixed design of the same power: the design's power per comparison is simulated
+    (2000 studies) at the observed differences and pooled seed spread, and a power calculation sizes the
+    fixed design that reaches it."""
     from gptlab.analysis.sequential import fixed_design_seeds, mde_at
+    from gptlab.analysis.sequential_sim import simulate
 
     table = ctx.table.set_index("variant")
+    outcomes = [o for o in state.outcomes.values() if o.result is not None]
+    if len(outcomes) != len(state.outcomes):
+        return ""
+    sds = [np.nanmean([table["std"].get(o.pair.variant, math.nan), table["std"].get(o.pair.baseline, math.nan)])
+           for o in outcomes]
+    sd = float(np.nanmean(sds)) if sds else math.nan
+    if not math.isfinite(sd) or sd <= 0:
+        return ""
+    d = state.design
+    diffs = [o.result.diff for o in outcomes]
+    power = simulate(d, diffs, sd, n_studies=2000, seed=0).power()
+    per_arm = [fixed_design_seeds(x, sd, margin=d.margin, power=float(min(max(p, 0.5), 0.999)),
+                                  n_comparisons=d.n_comparisons) for x, p in zip(diffs, power)]
+    fixed_total = sum(per_arm) + max(per_arm)  # the baseline needs as many seeds as its largest comparison
     used = sum(state.seeds.values())
-    fixed, sds, budget = 0, [], []
-    for name, o in state.outcomes.items():
-        sd = np.nanmean([table["std"].get(name, math.nan), table["std"].get(o.pair.baseline, math.nan)])
-        if not math.isfinite(sd) or sd <= 0 or o.result is None:
-            return ""
-        sds.append(sd)
-        fixed += fixed_design_seeds(o.result.diff, sd, margin=state.design.margin,
-                                    n_comparisons=state.design.n_comparisons)
-        if o.stopped == "budget":
-            budget.append(f"{name}: at {o.result.n} seeds the smallest detectable difference is "
-                          f"{mde_at(o.result.n, sd, n_comparisons=state.design.n_comparisons):.3g}")
-    base_n = max(fixed_design_seeds(o.result.diff, s, margin=state.design.margin,
-                                    n_comparisons=state.design.n_comparisons)
-                 for o, s in zip(state.outcomes.values(), sds))
-    fixed_total = fixed + base_n  # the baseline needs as many seeds as its largest comparison
     per_variant = ", ".join(f"{c} {n}" for c, n in state.seeds.items())
     change = f"saved {fixed_total - used}" if fixed_total >= used else f"used {used - fixed_total} more"
-    text = (f"Runs trained: {used} (seeds per variant: {per_variant}). A fixed design with 80% power for the "
-            f"observed differences and spread would need {fixed_total} runs: this study {change}")
+    powers = ", ".join(f"{o.pair.variant} {p:.0%}" for o, p in zip(outcomes, power))
+    text = (f"Runs trained: {used} (seeds per variant: {per_variant}). This design's power at the observed "
+            f"differences and seed spread (sd {sd:.3g}; simulated): {powers}; a fixed design with the same power "
+            f"would need {fixed_total} runs ({', '.join(map(str, per_arm))} seeds per variant, {max(per_arm)} for "
+            f"the baseline): this study {change}")
+    budget = [f"{o.pair.variant}: at {o.result.n} seeds the smallest detectable difference is "
+              f"{mde_at(o.result.n, sd, n_comparisons=d.n_comparisons):.3g}" for o in outcomes if o.stopped == "budget"]
     return text + ("; " + "; ".join(budget) if budget else "") + "."
