@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -164,6 +167,49 @@ def test_more_comparison_seeds_reuse_the_stored_choice_and_retrain_nothing(first
             new = more_seeds["runs"][name]
             assert new["summary"]["status"] == "finished" and len(new["starts"]) == 1, name
             assert (new["config"]["train"]["lr"], new["config"]["run"]["at"]) == (lr, at), name
+
+
+def _independent_verdict(a: list[float], b: list[float], margin: float = 0.02) -> str:
+    """a vs b as the report must judge it, computed here with scipy and statsmodels: Welch's test and a Welch
+    TOST at the margin, the two adjusted together by Holm (the report's family for one comparison)."""
+    from scipy import stats
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.weightstats import ttost_ind
+
+    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    p_tost = ttost_ind(np.asarray(a), np.asarray(b), -margin, margin, usevar="unequal")[0]
+    p_diff, p_eq = multipletests([p, p_tost], method="holm")[1]
+    if p_diff < 0.05:
+        return "better" if np.mean(a) < np.mean(b) else "worse"
+    return "equivalent" if p_eq < 0.05 else "inconclusive"
+
+
+def test_the_flip_sentence_appears_exactly_when_the_verdicts_at_shared_and_tuned_values_differ(more_seeds, root):
+    """`gptlab report` on the study with two comparison seeds: its sentence for long_warmup vs post_ln names the
+    verdicts computed here from the stored runs, says "tuning changes the verdict" exactly when they differ,
+    and then leads the findings."""
+    runs = more_seeds["runs"]
+    loss = lambda name: runs[name]["summary"]["best_val_loss"]  # noqa: E731
+    verdicts = {at: _independent_verdict([loss(f"long_warmup{infix}-seed{s}") for s in (0, 1)],
+                                         [loss(f"post_ln{infix}-seed{s}") for s in (0, 1)])
+                for at, infix in (("tuned", ""), ("shared", "-shared"))}
+    out = subprocess.run(
+        [sys.executable, "-m", "gptlab", "report", "tuned", "--runs", str(root / "runs"), "--out",
+         str(root / "reports")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    text = (root / "reports" / "tuned" / "report.md").read_text()
+    lines = [x for x in text.splitlines() if x.startswith("- long_warmup vs post_ln:") and "at the shared" in x]
+    line = lines[0]  # in the Tuning section; again first among the findings when the verdict flips
+    assert set(lines) == {line} and len(lines) in (1, 2), lines
+    shared_part, tuned_part = line.split(" at the shared ", 1)
+    assert shared_part.split(": ", 1)[1].startswith(verdicts["shared"]), (line, verdicts)
+    assert tuned_part.split(", ", 1)[1].startswith(verdicts["tuned"]), (line, verdicts)
+    flipped = verdicts["shared"] != verdicts["tuned"]
+    assert ("tuning changes the verdict" in line) == flipped, (line, verdicts)
+    findings = text.split("## Findings", 1)[1].strip().splitlines()
+    assert (findings[0] == line) == flipped and len(lines) == (2 if flipped else 1), findings[:2]
+    assert "## Tuning" in text and text.index("## Tuning") < text.index("## Results")
+    assert (root / "reports" / "tuned" / "figures" / "tuning.png").stat().st_size > 1000
 
 
 def test_rerun_all_decides_again_from_retrained_tuning_runs(more_seeds, root):
