@@ -28,6 +28,7 @@ When both verdicts hold (the interval excludes 0 yet lies inside the margin) the
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -241,13 +242,18 @@ def fixed_design_seeds(diff: float, sd: float, *, margin: float, alpha: float = 
     from statsmodels.stats.power import TTestIndPower
 
     a = alpha / n_comparisons
-    if abs(diff) >= margin:
-        n = TTestIndPower().solve_power(effect_size=abs(diff) / sd, alpha=a, power=power)
-    else:
-        side_power = 1 - (1 - power) / 2 if diff == 0 else power
-        n = TTestIndPower().solve_power(effect_size=(margin - abs(diff)) / sd, alpha=a, power=side_power,
-                                        alternative="larger")
-    return max(2, math.ceil(float(np.squeeze(n)) - 1e-9))
+    with warnings.catch_warnings():  # a huge effect: the solver says it did not converge (handled below)
+        warnings.simplefilter("ignore")
+        if abs(diff) >= margin:
+            n = TTestIndPower().solve_power(effect_size=abs(diff) / sd, alpha=a, power=power)
+        else:
+            side_power = 1 - (1 - power) / 2 if diff == 0 else power
+            n = TTestIndPower().solve_power(effect_size=(margin - abs(diff)) / sd, alpha=a, power=side_power,
+                                            alternative="larger")
+    n = float(np.squeeze(n))
+    if not math.isfinite(n):  # statsmodels' solver does not converge for effects of tens of sds: 2 seeds do
+        return 2
+    return max(2, math.ceil(n - 1e-9))
 
 
 def mde_at(n: int, sd: float, *, alpha: float = 0.05, power: float = 0.8, n_comparisons: int = 1) -> float:
@@ -255,5 +261,7 @@ def mde_at(n: int, sd: float, *, alpha: float = 0.05, power: float = 0.8, n_comp
     t-test at alpha / K) with `power`, for seed standard deviation sd (statsmodels' TTestIndPower)."""
     from statsmodels.stats.power import TTestIndPower
 
-    d = TTestIndPower().solve_power(nobs1=n, alpha=alpha / n_comparisons, power=power)
+    with warnings.catch_warnings():  # tiny n: the solver may not converge; the nan is returned as it is
+        warnings.simplefilter("ignore")
+        d = TTestIndPower().solve_power(nobs1=n, alpha=alpha / n_comparisons, power=power)
     return float(np.squeeze(d)) * sd
