@@ -169,7 +169,9 @@ def test_time_limit_checkpoints_on_usr2_and_resumes(slurm: SlurmCluster, tmp_pat
     the run checkpoints, the job is requeued and resumes. Once it has, the limit is raised so the test need
     not wait for a third attempt. (With a 1-minute limit Slurm sends USR2 as the job starts, before
     submitit can catch it.)"""
-    max_steps = 8000
+    # long enough on an idle machine (~400 steps/s here) that USR2 (30-60 s in) always lands mid-run; slower
+    # under load, which only moves the signal to an earlier step
+    max_steps = 36000
     driver = start(slurm, tmp_path, spec(tmp_path, "timelimit", max_steps=max_steps, eval_interval=1000), CPUS=1,
                    MEM_GB=1, TIME=2)
     run_dir = tmp_path / "runs" / "timelimit" / "seed0"
@@ -183,7 +185,7 @@ def test_time_limit_checkpoints_on_usr2_and_resumes(slurm: SlurmCluster, tmp_pat
         raise AssertionError(f"{driver.communicate()[0]}\n{slurm.jobs()}\n{train}\n{submitit}") from None
     job_id = our_job(slurm, "timelimit", "RUNNING")
     slurm.run("scontrol", "update", f"JobId={job_id}", "TimeLimit=10")
-    output, _ = driver.communicate(timeout=180)
+    output, _ = driver.communicate(timeout=420)
     assert driver.returncode == 0, output + slurm.logs()
     resumed_at = int(re.search(r"== resume at step (\d+)", (run_dir / "train.log").read_text()).group(1))
     assert 0 < resumed_at < max_steps and "requeued" in output

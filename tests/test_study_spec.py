@@ -52,6 +52,7 @@ CASES = {
     "predict with two sizes": (spec(scale={"s": {"n_layer": 2}, "m": {"n_layer": 3},
                                            "predict": {"n_params": 1.0e7}}), ["scale.predict", "3 sizes"]),
     "unknown key in a size": (spec(scale={"s": {"n_layr": 2}, "m": {"n_layer": 3}}), ["n_layr"]),
+    "variant named null": (spec(variants={None: {}, "a": {"norm_placement": "pre"}}), ["variants", "'null'"]),
 }
 
 

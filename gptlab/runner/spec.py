@@ -303,8 +303,9 @@ def _variants(value: Any, lines, src: str, fail) -> dict[str, dict[str, Any]]:
     out = {}
     for vname, body in variants.items():
         if not isinstance(vname, str):  # YAML reads `null:`, `true:` or `1:` as None, True or 1
-            fail(f"invalid variant name '{vname}': YAML reads it as {type(vname).__name__}", ("variants", str(vname)),
-                 f"quote it (\"{vname}\": ...) or choose another name")
+            word = "null" if vname is None else str(vname).lower()
+            fail(f"variant name '{word}' is not a name: YAML reads it as {type(vname).__name__}", ("variants", word),
+                 f"quote it (\"{word}\": ...) or choose another name")
         if not NAME_RE.fullmatch(vname) or "-" in vname:
             fail(f"invalid variant name '{vname}'", ("variants", vname), "use letters, digits and '_'")
         out[vname] = _flat(_mapping(body, ("variants", vname), fail), ("variants", vname), lines, src)

@@ -7,7 +7,7 @@ config file) stay unpacked: only that process knows what it would do.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class MemberRun:
     overrides: dict[str, Any]  # the searched parameters and the seed: the run's --meta overrides
     flat: dict[str, Any]       # every key its `gptlab train` would receive
     config: Any                # RunConfig
+    study: dict[str, Any] = field(default_factory=dict)  # a sweep's runs belong to no study design
 
 
 def member_run(argv: list[str], name: str, searched: dict[str, Any], python: str) -> MemberRun | None:
