@@ -38,6 +38,16 @@ def assert_user_error(out: subprocess.CompletedProcess, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two test processes share the cores: each trains in-process on one thread, and OpenMP threads of every
+    # process they start sleep instead of spinning while they wait (spinning threads of oversubscribed
+    # processes slowed training a hundredfold); a test that needs the user's environment sets its own
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 @pytest.fixture(autouse=True)
 def _no_inherited_wandb_service(monkeypatch) -> None:
     """An in-process wandb.init in an earlier test leaves WANDB_SERVICE in os.environ; subprocesses that

@@ -41,6 +41,34 @@ class TestNorm(nn.Module):
 '''
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _registrations_leave_with_this_module():
+    """What this module registers in-process (test plugins, the shipped example) is removed when it ends, so a
+    test file run after it in the same process (pytest-xdist gives no file order) sees the built-ins only."""
+    import copy
+
+    import gptlab.plugins as plugins
+    from gptlab.axes import AXES
+
+    saved = {name: (dict(axis._choices), dict(axis._impl._items)) for name, axis in AXES.items()}
+    state = {k: copy.copy(v) for k, v in vars(plugins).items()
+             if k.startswith("_") and not k.startswith("__") and isinstance(v, (set, dict, list))}
+    modules = set(sys.modules)
+    yield
+    for name in set(sys.modules) - modules:  # plugin modules imported here register again when imported again
+        if name in plugins._via_loader or name.startswith(("testplug", "scalenorm", "first", "second", "clash")):
+            sys.modules.pop(name, None)
+    for name, (choices, items) in saved.items():
+        AXES[name]._choices.clear()
+        AXES[name]._choices.update(choices)
+        AXES[name]._impl._items.clear()
+        AXES[name]._impl._items.update(items)
+    for k, v in state.items():
+        current = getattr(plugins, k)
+        current.clear()
+        current.update(v) if not isinstance(v, list) else current.extend(v)
+
+
 @pytest.fixture(scope="module")
 def plugin_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("plugin")
