@@ -45,6 +45,9 @@ class Analysis:
 
     @property
     def headline(self) -> str:
+        scale = self.extras.get("scale")
+        if scale is not None and scale.comparisons:  # a scale study asks how the effect changes with size
+            return scale.findings()[0] + " (Scale)"
         best = self.compare.baseline is None or self.note is not None
         return headline(self.table, self.compare, self.effects, baseline_is_best=best)
 

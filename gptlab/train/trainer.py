@@ -200,12 +200,14 @@ class _Loop:
             log_file.write(traceback.format_exc())
             self.progress.message(f"{meta.name} failed: {error} (log: {self.store.log_path})")
         finally:
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
-            summary = self._summary(status, error)
-            self.tracker.finish(summary)
-            self.progress.close()
-            log_file.close()
+            try:  # the final status is written under the run's own stop handler: a stop signal sent again
+                summary = self._summary(status, error)  # (TERM, CONT, TERM) must not cut this write short
+                self.tracker.finish(summary)
+                self.progress.close()
+                log_file.close()
+            finally:
+                for signum, handler in previous_handlers.items():
+                    signal.signal(signum, handler)
         return summary
 
     def _catch_stop_signals(self) -> dict:
