@@ -195,7 +195,9 @@ def test_killed_pack_resumes_without_duplicate_rows(tmp_path: Path):
         steps = [r["step"] for r in store.metrics()]
         assert steps == sorted(set(steps)) and steps[-1] == 200  # each step once, up to the end
         assert store.summary()["status"] == "finished"
-        assert store.summary()["final_val_loss"] == pytest.approx(reference["final_val_loss"], abs=TOL)
+        # a resumed process against an uninterrupted one in another process: float32 kernels may reduce in
+        # another order (seen once at 1.2e-5 after 200 steps); a lost or repeated step moves it by >1e-3
+        assert store.summary()["final_val_loss"] == pytest.approx(reference["final_val_loss"], abs=5 * TOL)
 
 
 @pytest.mark.slow

@@ -15,6 +15,10 @@ from gptlab.errors import UserError
 
 
 def _sigterm_as_interrupt(signum, frame):  # noqa: ANN001
+    from gptlab.train.trainer import repeated_stop  # loaded by then: only a run's stop can be repeated
+
+    if repeated_stop():  # the TERM a run already stopped for, sent again (Slurm: TERM, CONT, TERM)
+        return
     raise KeyboardInterrupt
 
 

@@ -32,7 +32,7 @@ from gptlab.train.diag import build_diagnostics
 from gptlab.train.optim import lr_at
 from gptlab.train.provenance import provenance
 from gptlab.train.runstart import failure_text, log_start, record_failure
-from gptlab.train.trainer import SAME_STOP_S, RunMeta
+from gptlab.train.trainer import SAME_STOP_S, RunMeta, note_stop
 
 
 def run_pack(cfgs: list[RunConfig], metas: list[RunMeta], runs_root: Path, fresh: list[bool] | None = None,
@@ -218,6 +218,7 @@ class _Pack:
             if stopped_at and time.monotonic() - stopped_at[-1] < SAME_STOP_S:
                 return
             stopped_at.append(time.monotonic())
+            note_stop()
             if len(stopped_at) > 1 or not self._in_step:
                 raise KeyboardInterrupt
             self._stop_requested = True

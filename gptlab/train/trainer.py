@@ -35,6 +35,18 @@ from gptlab.train.tracking import Tracker, under_slurm
 
 # seconds in which a repeated stop signal is the same stop, not "stop at once" (see _catch_stop_signals)
 SAME_STOP_S = 2.0
+_last_stop = [-1e9]  # time.monotonic() of the last stop signal a run accepted (this process)
+
+
+def note_stop() -> None:
+    """A run accepted a stop signal now (the trainer's and a pack's stop handlers call this)."""
+    _last_stop[0] = time.monotonic()
+
+
+def repeated_stop() -> bool:
+    """A stop signal arriving now repeats the one a run accepted within SAME_STOP_S: the same stop, which
+    the command's own handler must not turn into a second KeyboardInterrupt on its way out."""
+    return time.monotonic() - _last_stop[0] < SAME_STOP_S
 
 
 @dataclass(frozen=True)
@@ -224,6 +236,7 @@ class _Loop:
             if self._stop_signal is not None and time.monotonic() - stopped_at[0] < SAME_STOP_S:
                 return
             repeated, self._stop_signal, stopped_at[0] = self._stop_signal is not None, signum, time.monotonic()
+            note_stop()
             if repeated or not self._in_step:
                 raise KeyboardInterrupt
             self._stop_requested = True
