@@ -18,34 +18,19 @@ import json
 import math
 import os
 import re
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tuning_pack import machine, uptime  # noqa: E402
+from tuning_pack import machine, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "benchmarks/specs/adaptive_cpu.yaml"
 FIXED = "adaptive_cpu_fixed"
-
-
-def timed(cmd: list[str], env: dict) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    load0 = uptime()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"command": " ".join(cmd[2:]), "exit_code": proc.returncode, "wall_s": round(wall, 2),
-            "cpu_s": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2),
-            "uptime_before": load0, "uptime_after": uptime(), "stdout": proc.stdout, "stderr_tail": proc.stderr[-2000:]}
 
 
 def report(experiment: str, store: Path, env: dict) -> dict:

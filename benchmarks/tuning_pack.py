@@ -40,6 +40,19 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def timed(cmd: list[str], env: dict) -> dict:
+    """Run a command from the repository root; its wall and CPU seconds (children) and the load around it."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load0 = uptime()
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"command": " ".join(cmd[2:]), "exit_code": proc.returncode, "wall_s": round(wall, 2),
+            "cpu_s": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2),
+            "uptime_before": load0, "uptime_after": uptime(), "stdout": proc.stdout, "stderr_tail": proc.stderr[-2000:]}
+
+
 def machine() -> dict:
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
@@ -55,21 +68,15 @@ def run_arm(arm: str, store: Path, env: dict) -> dict:
     cmd = [*gptlab(), "run", str(GRID.relative_to(ROOT)), "--runs", str(store), *ARMS[arm]]
     for s in SETS:
         cmd += ["--set", s]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    load0 = uptime()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timing = timed(cmd, env)
     runs = {}
     for summary in sorted((store / "tuning_pack_grid").glob("*/summary.json")):
         s = json.loads(summary.read_text())
         runs[summary.parent.name] = {"status": s.get("status"), "best_val_loss": s.get("best_val_loss")}
-    return {"arm": arm, "command": " ".join(cmd[2:]).replace(str(store), "STORE"), "exit_code": proc.returncode,
-            "wall_s": round(wall, 2),
-            "cpu_s": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2),
-            "uptime_before": load0, "uptime_after": uptime(), "runs": runs,
-            "stdout_tail": proc.stdout[-1500:], "stderr_tail": proc.stderr[-1500:]}
+    return {"arm": arm, "command": timing["command"].replace(str(store), "STORE"), "exit_code": timing["exit_code"],
+            "wall_s": timing["wall_s"], "cpu_s": timing["cpu_s"], "uptime_before": timing["uptime_before"],
+            "uptime_after": timing["uptime_after"], "runs": runs, "stdout_tail": timing["stdout"][-1500:],
+            "stderr_tail": timing["stderr_tail"][-1500:]}
 
 
 def main() -> None:
