@@ -70,13 +70,16 @@ def test_bench_pack_times_every_arm_and_checks_the_packed_losses(tmp_path):
 
 # ---- hyperband in gptlab sweep ----
 
+MAX_STEPS = 8000  # long enough on an idle machine that hyperband's stop lands mid-run (1000 steps once finished first)
+
+
 def test_hyperband_stops_a_real_training_process_before_max_steps(tmp_path):
     """Two concurrent runs, one learning and one that cannot (lr 1e-7); from the 3rd evaluation on hyperband
     (min_iter 2, eta 3: the band keeps the best third, so of two runs the worse is cut) stops the worse:
     its process gets SIGTERM mid-run and the run is recorded stopped."""
     sweep = tmp_path / "hb.yaml"
     fixed = {k: {"value": v} for k, v in (a.split("=") for a in tiny_args(
-        batch_size=4, max_steps=1000, eval_interval=10, eval_steps=2, log_interval=5, lr_schedule="constant"))}
+        batch_size=4, max_steps=MAX_STEPS, eval_interval=10, eval_steps=2, log_interval=5, lr_schedule="constant"))}
     fixed = {k: {"value": yaml.safe_load(v["value"])} for k, v in fixed.items() if k != "lr"}
     sweep.write_text(yaml.safe_dump({
         "name": "hb", "method": "grid", "command": ["${env}", "gptlab", "train", "${args}"],
@@ -91,9 +94,9 @@ def test_hyperband_stops_a_real_training_process_before_max_steps(tmp_path):
     (slow,) = [name for name in runs if "1e-07" in name]
     (good,) = [name for name in runs if name != slow]
     assert f"hyperband: stopping {slow}" in res.stdout, res.stdout
-    assert runs[slow]["status"] == "interrupted" and 0 < runs[slow]["steps"] < 1000, runs[slow]
+    assert runs[slow]["status"] == "interrupted" and 0 < runs[slow]["steps"] < MAX_STEPS, runs[slow]
     assert slow in json.loads((tmp_path / "runs" / "hb" / "sweep_stopped.json").read_text())
-    assert runs[good]["status"] == "finished" and runs[good]["steps"] == 1000
+    assert runs[good]["status"] == "finished" and runs[good]["steps"] == MAX_STEPS
     assert res.returncode == 0, res.stdout + res.stderr  # a hyperband stop is a result, not a failure
 
 
