@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from gptlab.analysis.sequential import SequentialDesign, fixed_design_seeds
-from gptlab.analysis.sequential_sim import NOISES, simulate, simulate_fixed
+from gptlab.analysis.sequential_sim import NOISES, equal_power_fixed, simulate, simulate_fixed
 
 SD, MARGIN, ALPHA = 0.008, 0.02, 0.05
 EFFICIENCY_DIFFS = (0.03, 0.0, 0.003)
@@ -63,15 +63,17 @@ def main() -> None:
         for noise in NOISES:
             ad = simulate(design, EFFICIENCY_DIFFS, SD, n_studies=S, noise=noise, seed=3)
             power = ad.power()
+            print(f"| {noise} | adaptive | {fmt(power)} | {fmt(ad.expected_seeds())} | {ad.expected_runs():.2f} | |")
+            eq = equal_power_fixed(design, EFFICIENCY_DIFFS, SD, n_studies=S, noise=noise, seed=3)
+            print(f"| {noise} | **fixed, equal power, one seed list (n = {eq.n} for every variant)** | "
+                  f"{fmt(eq.fixed_power)} | {fmt([eq.n] * 4)} | {eq.fixed_runs} | "
+                  f"**{eq.adaptive_runs / eq.fixed_runs:.3f}** |")
             for label, target in (("equal power", power), ("power 0.9", np.full(3, 0.9))):
                 ns = [fixed_design_seeds(d, SD, margin=MARGIN, n_comparisons=3, power=min(p, 0.999))
                       for d, p in zip(EFFICIENCY_DIFFS, target)]
                 fx = simulate_fixed(ns, EFFICIENCY_DIFFS, SD, alpha=ALPHA, margin=MARGIN, n_studies=S,
                                     noise=noise, seed=3)
-                if label == "equal power":
-                    print(f"| {noise} | adaptive | {fmt(power)} | {fmt(ad.expected_seeds())} | "
-                          f"{ad.expected_runs():.2f} | |")
-                print(f"| {noise} | fixed, {label} (n = {ns}) | {fmt(fx.power())} | "
+                print(f"| {noise} | fixed, {label} by statsmodels per comparison (n = {ns}) | {fmt(fx.power())} | "
                       f"{fmt(fx.expected_seeds())} | {fx.expected_runs():.0f} | "
                       f"{ad.expected_runs() / fx.expected_runs():.3f} |")
         print()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from gptlab.analysis.sequential import LookResult, SequentialDesign, decide
+from gptlab.analysis.sequential import LookResult, SequentialDesign, decide_family, rejects
 
 STOPPED = ("different", "equivalent", "budget")  # summary.csv's `stopped`
 
@@ -78,16 +78,22 @@ def replay(design: SequentialDesign, pairs: list[Pair], ended, values, *, sign: 
         rounds.append(dict(seeds))
         if not all(ended(c, s) for c in cells for s in range(seeds[c])):
             return Replay(design, outcomes, seeds, k + 1, False, rounds)
+        looked = {}
         for name, out in outcomes.items():
             if out.stopped is not None:
                 continue
             a = [values(name, s) for s in range(n)]
             b = [values(out.pair.baseline, s) for s in range(n)]
             out.missing = sum(math.isnan(x) for x in a + b)
-            out.result = decide(design, a, b, sign=sign) if not out.missing else None
-            out.round = k + 1
-            if out.result is not None and out.result.verdict != "open":
-                out.stopped = out.result.verdict
+            out.result, out.round = None, k + 1
+            if not out.missing:
+                looked[name] = (a, b)
+        flags = [rejects(design, o.result) for o in outcomes.values() if o.stopped is not None and o.result]
+        decided = (sum(f[0] for f in flags), sum(f[1] for f in flags))
+        for name, result in decide_family(design, looked, sign=sign, decided=decided).items():
+            outcomes[name].result = result
+            if result.verdict != "open":
+                outcomes[name].stopped = result.verdict
         still = [o for o in outcomes.values() if o.stopped is None]
         if not still or k == len(looks) - 1:
             for o in still:

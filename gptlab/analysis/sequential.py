@@ -7,12 +7,15 @@ The procedure is a group-sequential design with Lan-DeMets alpha spending (Lan &
 Biometrika 70:659, eq. 2; Pocock-type spending of Kim & DeMets 1987, Biometrics 43:857, and the
 O'Brien-Fleming-type one of Lan & DeMets), applied to two things at once:
 
-* "different": the two-sided test of diff = 0 at alpha / K (Bonferroni over the K comparisons);
-  equivalently the repeated confidence interval (Jennison & Turnbull 1989, JRSS-B 51:305; book 2000,
-  ch. 9) at level 1 - alpha / K excludes 0.
+* "different": the two-sided test of diff = 0 at alpha / k (k = K, the comparisons, at first); equivalently
+  the repeated confidence interval (Jennison & Turnbull 1989, JRSS-B 51:305; book 2000, ch. 9) at level
+  1 - alpha / k excludes 0.
 * "equivalent": the sequential TOST, two one-sided group-sequential tests of diff <= -margin and of
-  diff >= +margin, each at alpha / K; equivalently the repeated 1 - 2 alpha / K interval lies inside
+  diff >= +margin, each at alpha / k; equivalently the repeated 1 - 2 alpha / k interval lies inside
   (-margin, +margin) (Jennison & Turnbull 2000, ch. 6.3).
+
+k starts at K (Bonferroni) and falls as comparisons are decided: the group-sequential Holm procedure
+(Ye et al. 2013; Maurer & Bretz 2013), one family for each error (see decide_family).
 
 Both boundaries are non-binding: stopping for the other verdict only removes paths that could have
 crossed later, so each error stays below its spent alpha whatever else stops a comparison. Boundaries
@@ -83,14 +86,15 @@ class SequentialDesign:
             raise ValueError(f"{n} seeds is not a planned look; looks: {list(self.looks)}")
         return self.looks.index(n)
 
-    def thresholds(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    def thresholds(self, shares: tuple[int, int] | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Nominal one-sided levels per look: (for "different", two-sided test split in halves;
         for each one-sided equivalence test). A look's boundary is crossed when the one-sided Welch
-        p-value falls below its level."""
+        p-value falls below its level. `shares` = (kd, ke): alpha is split over kd comparisons for
+        "different" and ke for "equivalent" (default: all K; fewer once some are decided, see decide_family)."""
         t = tuple(n / self.max for n in self.looks)
-        a = self.comparison_alpha
-        diff_z = _z_boundaries(t, a, True, self.spending)
-        eq_z = _z_boundaries(t, a, False, self.spending)
+        kd, ke = shares or (self.n_comparisons, self.n_comparisons)
+        diff_z = _z_boundaries(t, self.alpha / kd, True, self.spending)
+        eq_z = _z_boundaries(t, self.alpha / ke, False, self.spending)
         return tuple(float(sps.norm.sf(z)) for z in diff_z), tuple(float(sps.norm.sf(z)) for z in eq_z)
 
 
@@ -181,10 +185,12 @@ class LookBatch:
     n: int
 
 
-def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.ndarray) -> LookBatch:
+def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.ndarray,
+                 shares: tuple[int, int] | None = None) -> LookBatch:
     """Verdicts for S studies at once: `variant` is (S, n) with n a planned look, `baseline` is (S, m >= n),
     of which the first n seeds are used (so each look sees the information the design planned for).
-    Seeds that agree exactly (standard error 0) give a zero-width interval: the diff is known exactly."""
+    Seeds that agree exactly (standard error 0) give a zero-width interval: the diff is known exactly.
+    `shares`: see SequentialDesign.thresholds."""
     variant, baseline = np.atleast_2d(np.asarray(variant, float)), np.atleast_2d(np.asarray(baseline, float))
     n = variant.shape[1]
     look = design.look_index(n)
@@ -197,7 +203,7 @@ def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.nda
     with np.errstate(divide="ignore", invalid="ignore"):
         dof = (va + vb) ** 2 / ((va ** 2 + vb ** 2) / (n - 1))
         dof = np.where(np.isfinite(dof), dof, 2 * n - 2)
-        p_diff, p_eq = (levels[look] for levels in design.thresholds())
+        p_diff, p_eq = (levels[look] for levels in design.thresholds(shares))
         t_diff, t_eq = sps.t.isf(p_diff, dof), sps.t.isf(p_eq, dof)
         p_value = 2 * sps.t.sf(np.abs(diff) / se, dof)
     ci_low, ci_high = diff - t_diff * se, diff + t_diff * se
@@ -209,11 +215,12 @@ def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.nda
                      float(2 * p_diff), look, n)
 
 
-def decide(design: SequentialDesign, variant, baseline, *, sign: int = -1) -> LookResult:
+def decide(design: SequentialDesign, variant, baseline, *, sign: int = -1,
+           shares: tuple[int, int] | None = None) -> LookResult:
     """One comparison at one look. `sign` is -1 when lower is better (a loss), +1 when higher is."""
     if sign not in (-1, 1):
         raise ValueError(f"sign must be -1 (lower is better) or +1 (higher is better), got {sign}")
-    b = decide_batch(design, np.asarray(variant, float)[None, :], np.asarray(baseline, float)[None, :])
+    b = decide_batch(design, np.asarray(variant, float)[None, :], np.asarray(baseline, float)[None, :], shares)
     verdict, diff = str(b.verdict[0]), float(b.diff[0])
     direction = ("better" if sign * diff > 0 else "worse") if verdict == "different" else None
     return LookResult(verdict, diff, float(b.ci_low[0]), float(b.ci_high[0]), float(b.eq_low[0]),
@@ -221,14 +228,40 @@ def decide(design: SequentialDesign, variant, baseline, *, sign: int = -1) -> Lo
                       b.look == len(design.looks) - 1, direction)
 
 
-def decide_family(design: SequentialDesign, baseline, variants: dict, *, sign: int = -1) -> dict[str, LookResult]:
-    """Every still-open comparison of the family at its look: `variants` maps a name to its seed values
-    (pass only the open ones; decided comparisons keep their verdict). Bonferroni over
-    design.n_comparisons, fixed when the study was planned, so the family's two error rates stay below
-    design.alpha however the comparisons stop."""
-    if len(variants) > design.n_comparisons:
-        raise ValueError(f"{len(variants)} comparisons given, but the design splits alpha over {design.n_comparisons}")
-    return {name: decide(design, values, baseline, sign=sign) for name, values in variants.items()}
+def rejects(design: SequentialDesign, r: LookResult) -> tuple[bool, bool]:
+    """Which null hypotheses a look's result rejected: (diff = 0, |diff| >= margin). Both can hold; the
+    verdict is then "equivalent"."""
+    return (r.ci_low > 0 or r.ci_high < 0), (r.eq_low > -design.margin and r.eq_high < design.margin)
+
+
+def decide_family(design: SequentialDesign, comparisons: dict, *, sign: int = -1,
+                  decided: tuple[int, int] = (0, 0)) -> dict[str, LookResult]:
+    """Every still-open comparison of the family at one look: `comparisons` maps a name to (its seed values,
+    its baseline's seed values) (pass only the open ones; decided comparisons keep their verdict);
+    `decided` = how many comparisons
+    stopped at earlier looks having rejected diff = 0, and |diff| >= margin (see `rejects`).
+
+    Alpha starts split over the K = design.n_comparisons comparisons (Bonferroni) and is passed on as in
+    Holm's procedure: each family (false "different", false "equivalent") splits alpha over its hypotheses
+    not yet rejected, at this look or an earlier one, and a rejection at this look lets the others be
+    tested again at the same look. This is the group-sequential Holm procedure (Ye, Li, Liu & Yao 2013,
+    Stat Med 32:1112) and the graphical approach with equal weights (Maurer & Bretz 2013, Stat Biopharm
+    Res 5:311): each hypothesis keeps its spending function and its boundaries are those at its current
+    level, so both family-wise error rates stay below design.alpha however the comparisons stop."""
+    K = design.n_comparisons
+    if len(comparisons) + max(decided) > K:
+        raise ValueError(f"{len(comparisons)} open comparisons and {max(decided)} decided ones given, but the design "
+                         f"splits alpha over {K}")
+    rd, re_ = decided
+    while True:
+        shares = (K - min(rd, K - 1), K - min(re_, K - 1))
+        out = {name: decide(design, values, baseline, sign=sign, shares=shares)
+               for name, (values, baseline) in comparisons.items()}
+        flags = [rejects(design, r) for r in out.values()]
+        nd, ne = decided[0] + sum(f[0] for f in flags), decided[1] + sum(f[1] for f in flags)
+        if (K - min(nd, K - 1), K - min(ne, K - 1)) == shares:
+            return out
+        rd, re_ = nd, ne
 
 
 def fixed_design_seeds(diff: float, sd: float, *, margin: float, alpha: float = 0.05, power: float = 0.8,

@@ -74,6 +74,33 @@ def _data(diffs, sd, n_max, n_studies, noise, seed):
     return baseline, variants
 
 
+def _family_look(designs, ns, variants, baseline, open_, dd, de):
+    """One look of the family in S studies at once, with decide_family's Holm-type passing of alpha:
+    comparison k of study s (open_[s, k]) uses designs[k] at ns[k] seeds; dd[s], de[s] comparisons stopped
+    earlier having rejected diff = 0, |diff| >= margin. Returns (verdict, rejected 0, rejected margin, diff)."""
+    S, K = open_.shape
+    rd, re_ = dd.copy(), de.copy()
+    while True:
+        kd, ke = K - np.minimum(rd, K - 1), K - np.minimum(re_, K - 1)
+        fd, fe, diff = np.zeros((S, K), bool), np.zeros((S, K), bool), np.full((S, K), np.nan)
+        for shares in {(int(x), int(y)) for x, y in zip(kd, ke)}:
+            rows = (kd == shares[0]) & (ke == shares[1])
+            for k in range(K):
+                idx = np.flatnonzero(rows & open_[:, k])
+                if not idx.size:
+                    continue
+                n, d = ns[k], designs[k]
+                b = decide_batch(d, variants[idx, k, :n], baseline[idx, :n], shares)
+                fd[idx, k] = (b.ci_low > 0) | (b.ci_high < 0)
+                fe[idx, k] = (b.eq_low > -d.margin) & (b.eq_high < d.margin)
+                diff[idx, k] = b.diff
+        nd, ne = dd + fd.sum(1), de + fe.sum(1)
+        if np.array_equal(K - np.minimum(nd, K - 1), kd) and np.array_equal(K - np.minimum(ne, K - 1), ke):
+            verdict = np.where(fe, "equivalent", np.where(fd, "different", "open"))
+            return np.where(open_, verdict, "open"), fd, fe, diff
+        rd, re_ = nd, ne
+
+
 def simulate(design: SequentialDesign, diffs, sd: float, *, n_studies: int = 2000, noise: str = "gaussian",
              seed: int = 0, rule: str = "adaptive") -> SimOutcome:
     """The adaptive design (rule="adaptive"), or the naive rule that calls a comparison "different" at
@@ -81,34 +108,75 @@ def simulate(design: SequentialDesign, diffs, sd: float, *, n_studies: int = 200
     if rule not in ("adaptive", "naive"):
         raise ValueError(f"unknown rule {rule!r}; valid: adaptive, naive")
     baseline, variants = _data(diffs, sd, design.max, n_studies, noise, seed)
-    shape = (n_studies, len(diffs))
+    K = len(diffs)
+    shape = (n_studies, K)
     verdict, estimate = np.full(shape, "open", dtype="<U10"), np.full(shape, np.nan)
     seeds = np.full(shape, design.max)
+    dd, de = np.zeros(n_studies, int), np.zeros(n_studies, int)
     for n in design.looks:
-        for k in range(len(diffs)):
-            rows = np.flatnonzero(verdict[:, k] == "open")
-            if not rows.size:
-                continue
-            b = decide_batch(design, variants[rows, k, :n], baseline[rows, :n])
-            says = b.verdict if rule == "adaptive" else np.where(b.p_value < design.alpha, "different", "open")
-            stop = says != "open"
-            verdict[rows[stop], k], seeds[rows[stop], k] = says[stop], n
-            estimate[rows, k] = b.diff
+        open_ = verdict == "open"
+        if rule == "adaptive":
+            says, fd, fe, diff = _family_look([design] * K, [n] * K, variants, baseline, open_, dd, de)
+            stop = open_ & (says != "open")
+            dd, de = dd + (fd & stop).sum(1), de + (fe & stop).sum(1)
+        else:
+            diff, says = np.full(shape, np.nan), np.full(shape, "open", dtype="<U10")
+            for k in range(K):
+                rows = np.flatnonzero(open_[:, k])
+                b = decide_batch(design, variants[rows, k, :n], baseline[rows, :n])
+                diff[rows, k] = b.diff
+                says[rows, k] = np.where(b.p_value < design.alpha, "different", "open")
+            stop = open_ & (says != "open")
+        verdict[stop], seeds[stop] = says[stop], n
+        estimate[open_] = diff[open_]
     # the baseline runs as long as its longest-running comparison
     return SimOutcome(tuple(diffs), design.margin, verdict, estimate, seeds, seeds.max(1))
 
 
 def simulate_fixed(ns, diffs, sd: float, *, alpha: float, margin: float, n_studies: int = 2000,
                    noise: str = "gaussian", seed: int = 0) -> SimOutcome:
-    """The fixed design: comparison k runs ns[k] seeds per arm, one look (Welch test and TOST at
-    alpha / K), the baseline runs max(ns). Same draws as `simulate` with the same seed when
-    max(ns) <= the adaptive design's max."""
+    """The fixed design: comparison k runs ns[k] seeds per arm, one look (Welch test and TOST, Holm over the
+    K comparisons as decide_family does at a single look), the baseline runs max(ns). Same draws as
+    `simulate` with the same seed when max(ns) <= the adaptive design's max."""
     K, n_max = len(diffs), max(ns)
     baseline, variants = _data(diffs, sd, n_max, n_studies, noise, seed)
-    verdict, estimate = np.empty((n_studies, K), dtype="<U10"), np.empty((n_studies, K))
-    for k, n in enumerate(ns):
-        one_look = SequentialDesign(start=n, max=n, step=1, alpha=alpha, margin=margin, n_comparisons=K)
-        b = decide_batch(one_look, variants[:, k, :n], baseline[:, :n])
-        verdict[:, k], estimate[:, k] = b.verdict, b.diff
+    designs = [SequentialDesign(start=n, max=n, step=1, alpha=alpha, margin=margin, n_comparisons=K) for n in ns]
+    zero = np.zeros(n_studies, int)
+    verdict, _, _, estimate = _family_look(designs, list(ns), variants, baseline, np.ones((n_studies, K), bool),
+                                           zero, zero)
     seeds = np.broadcast_to(np.asarray(ns), (n_studies, K))
-    return SimOutcome(tuple(diffs), margin, verdict, estimate, seeds, np.full(n_studies, n_max))
+    return SimOutcome(tuple(diffs), margin, verdict.astype("<U10"), estimate, seeds, np.full(n_studies, n_max))
+
+
+@dataclass(frozen=True)
+class EqualPower:
+    """The adaptive design next to the fixed design of equal power: one seed list for every variant and the
+    baseline (a spec's `seeds: [0, ..., n-1]`), n the smallest at which the fixed design, analysed with the
+    same Welch test and TOST at alpha / K and simulated on the same draws, reaches the adaptive design's
+    power on every comparison (within one simulation standard error)."""
+
+    power: np.ndarray  # the adaptive design's, per comparison
+    fixed_power: np.ndarray  # the fixed design's at n
+    n: int  # seeds per variant (and the baseline) of the fixed design
+    adaptive_runs: float  # expected runs of the adaptive design
+    n_arms: int  # K variants and the baseline
+
+    @property
+    def fixed_runs(self) -> int:
+        return self.n * self.n_arms
+
+
+def equal_power_fixed(design: SequentialDesign, diffs, sd: float, *, n_studies: int = 2000,
+                      noise: str = "gaussian", seed: int = 0, n_cap: int = 200) -> EqualPower:
+    """The fixed design of equal power for true `diffs` and seed spread `sd` (see EqualPower)."""
+    adaptive = simulate(design, diffs, sd, n_studies=n_studies, noise=noise, seed=seed)
+    power = adaptive.power()
+    need = power - np.sqrt(power * (1 - power) / n_studies)
+    n, fixed = design.start, None
+    while n <= n_cap:
+        fixed = simulate_fixed([n] * len(diffs), diffs, sd, alpha=design.alpha, margin=design.margin,
+                               n_studies=n_studies, noise=noise, seed=seed)
+        if np.all(fixed.power() >= need):
+            break
+        n += 1
+    return EqualPower(power, fixed.power(), min(n, n_cap), adaptive.expected_runs(), len(diffs) + 1)

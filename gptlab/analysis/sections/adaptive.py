@@ -24,9 +24,11 @@ def section(ctx: ReportContext) -> list[Block]:
                   f"repeated {1 - 2 * d.comparison_alpha:.1%} interval lies within ±{d.margin:g}, else open. "
                   f"The boundaries spend alpha = {d.alpha:g} over the planned looks ({d.spending.replace('_', '-')}"
                   f"-type Lan-DeMets spending, t-corrected for few seeds), split over the {d.n_comparisons} "
-                  "comparison(s) (Bonferroni), so both error rates hold for the whole family however the "
-                  "comparisons stop. The results table shows these sequential intervals; its adjusted p is "
-                  "scaled so that it falls below 0.05 exactly when the boundary was crossed."),
+                  "comparison(s) and passed on to the open ones as comparisons are decided (group-sequential "
+                  "Holm: the levels above widen to alpha / the hypotheses not yet rejected), so both error rates "
+                  "hold for the whole family however the comparisons stop. The results table shows these "
+                  "sequential intervals; its adjusted p is scaled so that it falls below 0.05 exactly when the "
+                  "boundary was crossed."),
         Table(*_rows(state))]
     saved = _saved(ctx, state)
     if saved:
@@ -55,11 +57,11 @@ def _rows(state) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
 
 
 def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
-    """Runs used against the fixed design of the same power: the design's power per comparison is simulated
-    (2000 studies) at the observed differences and pooled seed spread, and a power calculation sizes the
-    fixed design that reaches it."""
-    from gptlab.analysis.sequential import fixed_design_seeds, mde_at
-    from gptlab.analysis.sequential_sim import simulate
+    """Runs used against the fixed design of the same power: one seed list for every variant (a spec's
+    `seeds: [...]`), as short as lets it reach, analysed the same way and simulated at the observed differences
+    and pooled seed spread, this design's simulated power on every comparison (sequential_sim.equal_power_fixed)."""
+    from gptlab.analysis.sequential import mde_at
+    from gptlab.analysis.sequential_sim import equal_power_fixed
 
     table = ctx.table.set_index("variant")
     outcomes = [o for o in state.outcomes.values() if o.result is not None]
@@ -71,19 +73,15 @@ def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
     if not math.isfinite(sd) or sd <= 0:
         return ""
     d = state.design
-    diffs = [o.result.diff for o in outcomes]
-    power = simulate(d, diffs, sd, n_studies=2000, seed=0).power()
-    per_arm = [fixed_design_seeds(x, sd, margin=d.margin, power=float(min(max(p, 0.5), 0.999)),
-                                  n_comparisons=d.n_comparisons) for x, p in zip(diffs, power)]
-    fixed_total = sum(per_arm) + max(per_arm)  # the baseline needs as many seeds as its largest comparison
+    fixed = equal_power_fixed(d, [o.result.diff for o in outcomes], sd)
     used = sum(state.seeds.values())
     per_variant = ", ".join(f"{c} {n}" for c, n in state.seeds.items())
-    change = f"saved {fixed_total - used}" if fixed_total >= used else f"used {used - fixed_total} more"
-    powers = ", ".join(f"{o.pair.variant} {p:.0%}" for o, p in zip(outcomes, power))
+    change = f"saved {fixed.fixed_runs - used}" if fixed.fixed_runs >= used else f"used {used - fixed.fixed_runs} more"
+    powers = ", ".join(f"{o.pair.variant} {p:.0%}" for o, p in zip(outcomes, fixed.power))
     text = (f"Runs trained: {used} (seeds per variant: {per_variant}). This design's power at the observed "
-            f"differences and seed spread (sd {sd:.3g}; simulated): {powers}; a fixed design with the same power "
-            f"would need {fixed_total} runs ({', '.join(map(str, per_arm))} seeds per variant, {max(per_arm)} for "
-            f"the baseline): this study {change}")
+            f"differences and seed spread (sd {sd:.3g}; simulated): {powers}. A fixed design (one seed list for "
+            f"every variant) with at least that power on every comparison needs {fixed.n} seeds per variant, "
+            f"{fixed.fixed_runs} runs: this study {change} ({used / fixed.fixed_runs:.2f}x its runs)")
     budget = [f"{o.pair.variant}: at {o.result.n} seeds the smallest detectable difference is "
               f"{mde_at(o.result.n, sd, n_comparisons=d.n_comparisons):.3g}" for o in outcomes if o.stopped == "budget"]
     return text + ("; " + "; ".join(budget) if budget else "") + "."
