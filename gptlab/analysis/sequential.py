@@ -275,17 +275,19 @@ def fixed_design_seeds(diff: float, sd: float, *, margin: float, alpha: float = 
     from statsmodels.stats.power import TTestIndPower
 
     a = alpha / n_comparisons
-    with warnings.catch_warnings():  # a huge effect: the solver says it did not converge (handled below)
+    if abs(diff) >= margin:
+        effect, side_power, alternative = abs(diff) / sd, power, "two-sided"
+    else:
+        effect, alternative = (margin - abs(diff)) / sd, "larger"
+        side_power = 1 - (1 - power) / 2 if diff == 0 else power
+    solver = TTestIndPower()
+    if solver.power(effect_size=effect, nobs1=2, alpha=a, alternative=alternative) >= side_power:
+        return 2  # a huge effect: 2 seeds do (and the solver would not converge below them)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if abs(diff) >= margin:
-            n = TTestIndPower().solve_power(effect_size=abs(diff) / sd, alpha=a, power=power)
-        else:
-            side_power = 1 - (1 - power) / 2 if diff == 0 else power
-            n = TTestIndPower().solve_power(effect_size=(margin - abs(diff)) / sd, alpha=a, power=side_power,
-                                            alternative="larger")
-    n = float(np.squeeze(n))
-    if not math.isfinite(n):  # statsmodels' solver does not converge for effects of tens of sds: 2 seeds do
-        return 2
+        n = float(np.squeeze(solver.solve_power(effect_size=effect, alpha=a, power=side_power, alternative=alternative)))
+    if not math.isfinite(n):
+        raise ValueError(f"no seed count reaches power {power:g} for diff {diff:g} at sd {sd:g}")
     return max(2, math.ceil(n - 1e-9))
 
 
