@@ -16,9 +16,10 @@ def _method(ctx: ReportContext) -> str:
     margin = ctx.table["margin"].dropna()
     margin_text = f"±{margin.iloc[0]:g}" if len(margin) else (
         f"±{c.margin:g}" if c.margin is not None else "±0.02" if c.is_loss else "±2% of the baseline")
+    how = (" Seeds were added adaptively: the comparisons with the baseline were decided by the sequential design "
+           "below, and their differences, intervals and p-values are its sequential ones, valid under that stopping "
+           "(false *different* and false *equivalent* each at most 0.05 for the family)."
+           if "adaptive" in ctx.extras else f" {ctx.tests}")
     return (f"Compared: **{c.metric}** ({c.goal}, best value over each run), baseline: **{ctx.baseline}**. "
             "Only finished runs enter the statistics; intervals are 95% t-intervals (unadjusted), differences use "
-            f"Welch's t-test, equivalence two one-sided tests (TOST) at the margin {margin_text}. {ctx.tests}"
-            + (" Seeds were added adaptively: the comparisons' differences, intervals and p-values are the "
-               "sequential ones of the design below, valid under that stopping." if "adaptive" in ctx.extras else "")
-            ).strip()
+            f"Welch's t-test, equivalence two one-sided tests (TOST) at the margin {margin_text}.{how}").strip()
