@@ -172,7 +172,7 @@ def equal_power_fixed(design: SequentialDesign, diffs, sd: float, *, n_studies: 
     adaptive = simulate(design, diffs, sd, n_studies=n_studies, noise=noise, seed=seed)
     power = adaptive.power()
     need = power - np.sqrt(power * (1 - power) / n_studies)
-    n, fixed = design.start, None
+    n, fixed = 2, None
     while n <= n_cap:
         fixed = simulate_fixed([n] * len(diffs), diffs, sd, alpha=design.alpha, margin=design.margin,
                                n_studies=n_studies, noise=noise, seed=seed)
