@@ -135,3 +135,35 @@ def test_rerun_failed_retrains_a_failed_seed_of_a_decided_study(studies, tmp_pat
     assert_trained_once(exp / "twin-seed4", STEPS)
     # a run alone in its pack matches its packed self to float32 rounding, not bit for bit
     assert_same_verdicts(verdicts(studies["spec"], runs), verdicts(studies["spec"], studies["whole"]))
+
+
+def test_the_report_states_the_design_and_the_fixed_design_of_equal_power(studies, tmp_path):
+    """`gptlab report` of the uninterrupted study: the design section's table, summary.csv's rounds/stopped, and
+    the runs-saved sentence, whose fixed design is recomputed here from summary.csv's numbers."""
+    import csv
+    import re
+
+    import numpy as np
+
+    from gptlab.analysis.sequential_sim import equal_power_fixed, simulate_fixed
+    from gptlab.runner.spec import load_spec
+    from gptlab.study.adaptive import replay_store
+
+    out = subprocess.run([sys.executable, "-m", "gptlab", "report", "adaptive", "--runs", str(studies["whole"]),
+                          "--out", str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "Warning" not in out.stderr, out.stdout + out.stderr
+    md = (tmp_path / "adaptive" / "report.md").read_text()
+    assert "## Design: adaptive seeds" in md and "| slow vs base | different | 1 | 3 |" in md, md
+    rows = {r["variant"]: r for r in csv.DictReader((tmp_path / "adaptive" / "summary.csv").open())}
+    assert (rows["slow"]["stopped"], rows["slow"]["rounds"]) == ("different", "1")
+    assert rows["twin"]["stopped"] in ("equivalent", "budget") and rows["twin"]["rounds"] == "2"
+    said = re.search(r"Runs trained: (\d+) .*?needs (\d+) seeds per variant, (\d+) runs", md)
+    assert said, md
+    assert int(said.group(1)) == len(ROUND_1 + ROUND_2)
+    state = replay_store(load_spec(studies["spec"]), studies["whole"], None)
+    sd = float(np.mean([(float(rows[v]["std"]) + float(rows["base"]["std"])) / 2 for v in ("slow", "twin")]))
+    diffs = [state.outcomes[v].result.diff for v in ("slow", "twin")]
+    eq = equal_power_fixed(state.design, diffs, sd)
+    assert (int(said.group(2)), int(said.group(3))) == (eq.n, 3 * eq.n)
+    shorter = simulate_fixed([eq.n - 1] * 2, diffs, sd, alpha=0.05, margin=0.005, n_studies=2000)
+    assert eq.n == 2 or np.any(shorter.power() < eq.power - np.sqrt(eq.power * (1 - eq.power) / 2000))

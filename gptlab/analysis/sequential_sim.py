@@ -152,14 +152,16 @@ def simulate_fixed(ns, diffs, sd: float, *, alpha: float, margin: float, n_studi
 class EqualPower:
     """The adaptive design next to the fixed design of equal power: one seed list for every variant and the
     baseline (a spec's `seeds: [0, ..., n-1]`), n the smallest at which the fixed design, analysed with the
-    same Welch test and TOST at alpha / K and simulated on the same draws, reaches the adaptive design's
-    power on every comparison (within one simulation standard error)."""
+    same Welch test and TOST with Holm over the K comparisons and simulated on the same draws, reaches the
+    adaptive design's power on every comparison (within one simulation standard error). `reached` is False
+    when no n up to the search's cap did (n is then the cap, a lower bound)."""
 
     power: np.ndarray  # the adaptive design's, per comparison
     fixed_power: np.ndarray  # the fixed design's at n
     n: int  # seeds per variant (and the baseline) of the fixed design
     adaptive_runs: float  # expected runs of the adaptive design
     n_arms: int  # K variants and the baseline
+    reached: bool = True
 
     @property
     def fixed_runs(self) -> int:
@@ -172,11 +174,10 @@ def equal_power_fixed(design: SequentialDesign, diffs, sd: float, *, n_studies: 
     adaptive = simulate(design, diffs, sd, n_studies=n_studies, noise=noise, seed=seed)
     power = adaptive.power()
     need = power - np.sqrt(power * (1 - power) / n_studies)
-    n, fixed = 2, None
-    while n <= n_cap:
+    for n in range(2, n_cap + 1):
         fixed = simulate_fixed([n] * len(diffs), diffs, sd, alpha=design.alpha, margin=design.margin,
                                n_studies=n_studies, noise=noise, seed=seed)
         if np.all(fixed.power() >= need):
             break
-        n += 1
-    return EqualPower(power, fixed.power(), min(n, n_cap), adaptive.expected_runs(), len(diffs) + 1)
+    reached = bool(np.all(fixed.power() >= need))
+    return EqualPower(power, fixed.power(), n, adaptive.expected_runs(), len(diffs) + 1, reached)

@@ -79,9 +79,14 @@ def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
     change = f"saved {fixed.fixed_runs - used}" if fixed.fixed_runs >= used else f"used {used - fixed.fixed_runs} more"
     powers = ", ".join(f"{o.pair.variant} {p:.0%}" for o, p in zip(outcomes, fixed.power))
     text = (f"Runs trained: {used} (seeds per variant: {per_variant}). This design's power at the observed "
-            f"differences and seed spread (sd {sd:.3g}; simulated): {powers}. A fixed design (one seed list for "
-            f"every variant) with at least that power on every comparison needs {fixed.n} seeds per variant, "
-            f"{fixed.fixed_runs} runs: this study {change} ({used / fixed.fixed_runs:.2f}x its runs)")
+            f"differences and seed spread (sd {sd:.3g}; simulated): {powers}. ")
+    if fixed.reached:
+        text += (f"A fixed design (one seed list for every variant) with at least that power on every comparison "
+                 f"needs {fixed.n} seeds per variant, {fixed.fixed_runs} runs: this study {change} "
+                 f"({used / fixed.fixed_runs:.2f}x its runs)")
+    else:
+        text += (f"A fixed design (one seed list for every variant) does not reach that power on every comparison "
+                 f"with {fixed.n} seeds per variant ({fixed.fixed_runs} runs)")
     budget = [f"{o.pair.variant}: at {o.result.n} seeds the smallest detectable difference is "
               f"{mde_at(o.result.n, sd, n_comparisons=d.n_comparisons):.3g}" for o in outcomes if o.stopped == "budget"]
     return text + ("; " + "; ".join(budget) if budget else "") + "."
