@@ -111,9 +111,14 @@ def load1(s: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--spec", default=str(SPEC.relative_to(ROOT)), help="the adaptive study (a replication: another spec)")
     ap.add_argument("--store", default="/tmp/gptlab_adaptive_cpu")
     ap.add_argument("--out", default="benchmarks/results/adaptive_cpu_v2.json")
     args = ap.parse_args()
+    global SPEC, EXPERIMENT, FIXED
+    SPEC = ROOT / args.spec
+    EXPERIMENT = yaml.safe_load(SPEC.read_text())["name"]
+    FIXED = EXPERIMENT + "_fixed"
     env = {**os.environ, "WANDB_MODE": "offline"}
     out = {"what": "issue 21 CPU target: adaptive seeds (--pack auto) vs the fixed design of equal power (--jobs 1)",
            "machine": machine(), "env": {"OMP_NUM_THREADS": env.get("OMP_NUM_THREADS"), "WANDB_MODE": "offline"},
