@@ -109,13 +109,13 @@ def load1(s: str) -> float:
 
 
 def main() -> None:
+    global SPEC, EXPERIMENT, FIXED
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--spec", default=str(SPEC.relative_to(ROOT)), help="the adaptive study (a replication: another spec)")
     ap.add_argument("--store", default="/tmp/gptlab_adaptive_cpu")
     ap.add_argument("--out", default="benchmarks/results/adaptive_cpu_v2.json")
     args = ap.parse_args()
-    global SPEC, EXPERIMENT, FIXED
     SPEC = ROOT / args.spec
     EXPERIMENT = yaml.safe_load(SPEC.read_text())["name"]
     FIXED = EXPERIMENT + "_fixed"
