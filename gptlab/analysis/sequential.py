@@ -228,18 +228,18 @@ def decide(design: SequentialDesign, variant, baseline, *, sign: int = -1,
                       b.look == len(design.looks) - 1, direction)
 
 
-def rejects(design: SequentialDesign, r: LookResult) -> tuple[bool, bool]:
-    """Which null hypotheses a look's result rejected: (diff = 0, |diff| >= margin). Both can hold; the
-    verdict is then "equivalent"."""
-    return (r.ci_low > 0 or r.ci_high < 0), (r.eq_low > -design.margin and r.eq_high < design.margin)
+def rejects(design: SequentialDesign, r: LookResult | LookBatch):
+    """Which null hypotheses a look's result (or batch, elementwise) rejected: (diff = 0, |diff| >= margin).
+    Both can hold; the verdict is then "equivalent"."""
+    return (r.ci_low > 0) | (r.ci_high < 0), (r.eq_low > -design.margin) & (r.eq_high < design.margin)
 
 
 def decide_family(design: SequentialDesign, comparisons: dict, *, sign: int = -1,
                   decided: tuple[int, int] = (0, 0)) -> dict[str, LookResult]:
     """Every still-open comparison of the family at one look: `comparisons` maps a name to (its seed values,
     its baseline's seed values) (pass only the open ones; decided comparisons keep their verdict);
-    `decided` = how many comparisons
-    stopped at earlier looks having rejected diff = 0, and |diff| >= margin (see `rejects`).
+    `decided` = how many comparisons stopped at earlier looks having rejected diff = 0, and |diff| >= margin
+    (see `rejects`).
 
     Alpha starts split over the K = design.n_comparisons comparisons (Bonferroni) and is passed on as in
     Holm's procedure: each family (false "different", false "equivalent") splits alpha over its hypotheses

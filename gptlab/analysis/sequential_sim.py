@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gptlab.analysis.sequential import SequentialDesign, decide_batch
+from gptlab.analysis.sequential import SequentialDesign, decide_batch, rejects
 
 NOISES = ("gaussian", "t3")
 
@@ -89,10 +89,8 @@ def _family_look(designs, ns, variants, baseline, open_, dd, de):
                 idx = np.flatnonzero(rows & open_[:, k])
                 if not idx.size:
                     continue
-                n, d = ns[k], designs[k]
-                b = decide_batch(d, variants[idx, k, :n], baseline[idx, :n], shares)
-                fd[idx, k] = (b.ci_low > 0) | (b.ci_high < 0)
-                fe[idx, k] = (b.eq_low > -d.margin) & (b.eq_high < d.margin)
+                b = decide_batch(designs[k], variants[idx, k, :ns[k]], baseline[idx, :ns[k]], shares)
+                fd[idx, k], fe[idx, k] = rejects(designs[k], b)
                 diff[idx, k] = b.diff
         nd, ne = dd + fd.sum(1), de + fe.sum(1)
         if np.array_equal(K - np.minimum(nd, K - 1), kd) and np.array_equal(K - np.minimum(ne, K - 1), ke):
