@@ -4,7 +4,7 @@ A (adaptive): `gptlab run SPEC --pack auto` (default --jobs) into a fresh store,
 design of equal power is the one the report's "Design: adaptive seeds" section states (read from report.md):
 one seed list for every variant, n the smallest at which the fixed design, analysed the same way and simulated
 at A's observed differences and seed spread, reaches A's simulated power on every comparison
-(gptlab.analysis.sequential_sim.equal_power_fixed). B (fixed): that design trained one seed at a time
+(gptlab.stats.sequential_sim.equal_power_fixed). B (fixed): that design trained one seed at a time
 (`gptlab run FIXED_SPEC --jobs 1`, no pack). Arms alternate A, B, A, B; the fixed design is taken from the
 first A. No OMP_NUM_THREADS is set: gptlab gives each of its parallel jobs its share of the cores.
 

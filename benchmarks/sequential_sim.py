@@ -1,5 +1,5 @@
 """Adaptive seeds by simulation: error rates, power and expected seeds of the group-sequential design
-(gptlab.analysis.sequential) next to the fixed design of equal power and the naive peeking rule.
+(gptlab.stats.sequential) next to the fixed design of equal power and the naive peeking rule.
 
     python benchmarks/sequential_sim.py [--studies 4000] > benchmarks/results/...   (see sequential_sim.md)
 
@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from gptlab.analysis.sequential import SequentialDesign, fixed_design_seeds
-from gptlab.analysis.sequential_sim import NOISES, equal_power_fixed, simulate, simulate_fixed
+from gptlab.stats.sequential import SequentialDesign, fixed_design_seeds
+from gptlab.stats.sequential_sim import NOISES, equal_power_fixed, simulate, simulate_fixed
 
 SD, MARGIN, ALPHA = 0.008, 0.02, 0.05
 EFFICIENCY_DIFFS = (0.03, 0.0, 0.003)

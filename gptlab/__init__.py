@@ -22,7 +22,7 @@ def build_model(config):  # noqa: ANN001, ANN201 - re-exported, typed in gptlab.
 
 def __getattr__(name: str):  # noqa: ANN202 - lazy: pandas loads only when a notebook asks for runs
     if name in ("load_runs", "load_history"):
-        from gptlab.analysis import load
+        from gptlab.frames import load
 
         return getattr(load, name)
     raise AttributeError(f"module 'gptlab' has no attribute '{name}'")

@@ -84,7 +84,7 @@ def make_ablation_store(root: Path) -> Path:
 
 
 def test_load_store_frames(tmp_path: Path) -> None:
-    from gptlab.analysis.load import load_store
+    from gptlab.frames.load import load_store
 
     store = load_store(make_ablation_store(tmp_path))
     assert len(store.runs) == 3 + 3 + 3 + 1 + 3 + 1
@@ -106,7 +106,7 @@ def test_load_store_frames(tmp_path: Path) -> None:
 
 
 def test_torn_metrics_line_is_skipped(tmp_path: Path) -> None:
-    from gptlab.analysis.load import load_store
+    from gptlab.frames.load import load_store
 
     run_dir = write_run(tmp_path, "adhoc", "lr=0.001", best=1.5)
     with open(run_dir / "metrics.jsonl", "a") as f:

@@ -1,7 +1,7 @@
 """Runs written by `gptlab sweep` are reported on the sweep file's own metric, goal and description."""
 import yaml
 
-from gptlab.analysis.load import load_store
+from gptlab.frames.load import load_store
 
 
 def test_sweep_file_sets_what_the_report_compares(tmp_path):

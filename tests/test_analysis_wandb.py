@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gptlab.analysis.report import write_reports
+from gptlab.report.build import write_reports
 
 SCRIPT = textwrap.dedent("""
     import wandb
@@ -48,7 +48,7 @@ def wandb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_offline_runs_load_into_frames(wandb_dir: Path) -> None:
-    from gptlab.analysis.wandb_load import load_wandb_offline
+    from gptlab.frames.wandb_load import load_wandb_offline
 
     store = load_wandb_offline(wandb_dir)
     assert len(store.runs) == 5

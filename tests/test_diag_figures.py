@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import gptlab.analysis.diag_figures as diag_figures
-from gptlab.analysis.figures import FIGURES, FigureContext, label_colors, make_figures
-from gptlab.analysis.load import load_store
-from gptlab.analysis.report import analyze
+import gptlab.report.figures.diagnostics as diag_figures
+from gptlab.report.figures.base import FIGURES, FigureContext, label_colors, make_figures
+from gptlab.frames.load import load_store
+from gptlab.report.build import analyze
 from gptlab.config import build_config
 from gptlab.dataset import default_data_path
 from gptlab.diagnostics.length import length_eval

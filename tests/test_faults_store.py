@@ -172,7 +172,7 @@ def test_a_damaged_checkpoint_on_resume_fails_the_run_with_one_line(tmp_path):
 
 
 def test_report_loader_names_the_rows_and_runs_it_left_out(tmp_path, capsys):
-    from gptlab.analysis.load import load_store
+    from gptlab.frames.load import load_store
 
     good, bad = tmp_path / "e" / "good", tmp_path / "e" / "bad"
     for d in (good, bad):

@@ -22,16 +22,18 @@ LAYERS: list[tuple[str, ...]] = [
     ("version", "errors"),
     ("yamlio", "registry", "sync"),
     ("store",),                                  # the run store: torch-free, at the bottom
+    ("stats",),                                  # pure statistics: nothing of frames, report or the trainer
     ("axes",),
     ("plugins",),                                # below config: config loads plugins, not the reverse
     ("config",),
     ("overrides", "dataset", "sample", "wandb_log"),
     ("model",),
-    ("trained",),                                # a checkpoint read back: below the trainer and the analysis
-    ("train", "analysis"),                       # the analysis reads the store, never the trainer
-    ("diagnostics", "jobs", "pack"),
+    ("trained",),                                # a checkpoint read back: below the trainer and the report
+    ("train", "frames"),                         # frames read the store, never the trainer
+    ("diagnostics", "jobs", "pack", "report"),   # the report: frames and stats in words and pictures
+    ("analysis",),                               # the one-release shim of 0.3's gptlab.analysis
     ("runner", "sweep"),
-    ("bench", "study"),                          # a study may import runner, jobs, store and analysis
+    ("bench", "study"),                          # a study may import runner, jobs, store, frames and stats
     ("cli",),
     ("__main__",),
 ]
@@ -151,7 +153,7 @@ def test_the_bottom_imports_no_torch() -> None:
                      for a in node.names)]
     assert not heavy, heavy
     loads = {"gptlab.store, gptlab.config, gptlab.plugins": ("torch", "numpy"),
-             "gptlab.train.provenance": ("gptlab.analysis.", "gptlab.runner", "gptlab.sweep")}
+             "gptlab.train.provenance": ("gptlab.frames", "gptlab.stats", "gptlab.report", "gptlab.runner", "gptlab.sweep")}
     for modules_, unwanted in loads.items():  # each in a fresh process: what importing it loads
         code = f"import sys, {modules_}; print(sorted(m for m in sys.modules if m.startswith({unwanted!r})))"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -165,7 +167,7 @@ def test_the_checks_catch_a_planted_violation(rule: str, monkeypatch: pytest.Mon
     a module that imports it back."""
     real = imports
     graph.cache_clear()
-    extra = {"upward": {"gptlab.analysis.stats": "gptlab.train.trainer"},
+    extra = {"upward": {"gptlab.stats.summary": "gptlab.train.trainer"},
              "cycle": {"gptlab.config": "gptlab.store.files", "gptlab.store.files": "gptlab.config"}}[rule]
     monkeypatch.setattr(sys.modules[__name__], "imports",
                         lambda name: real(name) + ([(extra[name], 1, True)] if name in extra else []))
@@ -174,3 +176,50 @@ def test_the_checks_catch_a_planted_violation(rule: str, monkeypatch: pytest.Mon
             (test_nothing_imports_upward_or_sideways if rule == "upward" else test_no_import_cycles)()
     finally:
         graph.cache_clear()
+
+
+# the reading side's three layers (frames -> stats -> report): beyond the layer order above, frames and stats
+# never meet, and stats stays pure
+APART = {"frames": ("stats", "report"), "stats": ("frames", "report")}
+IMPURE_CALLS = ("open", "read_text", "write_text", "read_bytes", "write_bytes", "to_csv", "savefig", "mkdir")
+
+
+def test_frames_and_stats_keep_apart() -> None:
+    wrong = [f"{name} -> {target}" for name in modules() if unit_of(name) in APART
+             for target, _, _ in imports(name) if unit_of(target) in APART[unit_of(name)]]
+    assert not wrong, wrong
+
+
+def test_stats_is_pure() -> None:
+    """No plotting library, no file I/O in gptlab/stats/: numbers in, numbers out."""
+    found = []
+    for name in modules():
+        if unit_of(name) != "stats":
+            continue
+        for node in ast.walk(ast.parse(modules()[name].read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [getattr(node, "module", None) or a.name for a in node.names]
+                found += [f"{name} imports {m}" for m in mods if m.split(".")[0] in ("matplotlib", "pathlib")]
+            elif isinstance(node, ast.Call):
+                fn = node.func
+                called = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", "")
+                if called in IMPURE_CALLS:
+                    found.append(f"{name}:{node.lineno} calls {called}")
+    assert not found, found
+
+
+def test_no_folder_outgrows_a_fifth_of_the_package() -> None:
+    lines = {p: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    total = sum(lines.values())
+    by_folder: dict[str, int] = {}
+    for p, n in lines.items():
+        rel = p.relative_to(PACKAGE).parts
+        if len(rel) > 1:
+            by_folder[rel[0]] = by_folder.get(rel[0], 0) + n
+    big = {k: round(v / total, 3) for k, v in by_folder.items() if v > 0.2 * total}
+    assert not big, f"folders over 20% of gptlab's {total} lines: {big}"
+    long = {str(p.relative_to(PACKAGE)): n for p, n in lines.items() if n > 420}
+    assert not long, f"modules over ~400 lines: {long}"
+    crowded = {str(d.relative_to(PACKAGE)): n for d in [PACKAGE, *PACKAGE.rglob("*/")] if d.is_dir()
+               and (n := len([p for p in d.glob("*.py") if p.name != "__init__.py"])) > 16 and d != PACKAGE}
+    assert not crowded, f"folders of more than ~15 modules: {crowded}"

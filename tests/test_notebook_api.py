@@ -24,7 +24,7 @@ def store(tmp_path_factory) -> Path:
 
 
 def test_import_gptlab_is_light() -> None:
-    code = "import sys, gptlab, gptlab.analysis; gptlab.load_runs; print('torch' in sys.modules)"
+    code = "import sys, gptlab, gptlab.frames.load; gptlab.load_runs; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -74,7 +74,7 @@ def test_store_and_offline_wandb_agree(store: Path) -> None:
 
 def test_report_loads_through_the_notebook_api(store: Path) -> None:
     import gptlab
-    from gptlab.analysis.report import load_all
+    from gptlab.report.build import load_all
 
     loaded = load_all(store)
     pd.testing.assert_frame_equal(loaded.runs, gptlab.load_runs(store))

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from test_analysis_store import make_ablation_store
 
-from gptlab.analysis import sections
-from gptlab.analysis.blocks import (Bullets, Code, Figure, Heading, Paragraph, Table, inline_html, render_html,
+from gptlab.report import sections
+from gptlab.report.blocks import (Bullets, Code, Figure, Heading, Paragraph, Table, inline_html, render_html,
                                     render_markdown)
-from gptlab.analysis.report import write_reports
+from gptlab.report.build import write_reports
 
 PNG = b"\x89PNG\r\n\x1a\nfake"
 

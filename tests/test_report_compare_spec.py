@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_user_error, cli
 
-from gptlab.analysis.stats import Criterion
+from gptlab.stats.summary import Criterion
 from gptlab.errors import UserError
 from gptlab.runner.spec import load_spec
 

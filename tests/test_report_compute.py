@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 from test_analysis_store import write_run, write_spec
 
-from gptlab.analysis.compute import compute_findings
-from gptlab.analysis.load import load_store
-from gptlab.analysis.report import analyze, write_reports
+from gptlab.report.compute_text import compute_findings
+from gptlab.frames.load import load_store
+from gptlab.report.build import analyze, write_reports
 
 # (n_layer, n_embd) -> n_params; "wide" and "deep" are matched in parameters (within 5%)
 SIZES = {"small": (2, 64, 100_000), "deep": (8, 64, 400_000), "wide": (2, 128, 410_000), "big": (8, 128, 1_600_000)}

@@ -10,11 +10,11 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_ind
 from test_report_stats import one_factor_store
 
-from gptlab.analysis.corrections import CORRECTIONS
-from gptlab.analysis.inference import CORRECTION_NAMES
-from gptlab.analysis.load import load_store
-from gptlab.analysis.report import analyze
-from gptlab.analysis.stats import Criterion
+from gptlab.stats.corrections import CORRECTIONS
+from gptlab.stats.inference import CORRECTION_NAMES
+from gptlab.frames.load import load_store
+from gptlab.report.build import analyze
+from gptlab.stats.summary import Criterion
 
 BASE = [2.000, 2.010, 1.990, 2.005]
 # planted differences from the baseline: two clear, two borderline, one null; BH keeps more than Holm

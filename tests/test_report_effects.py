@@ -14,9 +14,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_ind
 from test_analysis_store import write_run, write_spec
 
-from gptlab.analysis.effects import EFFECT_COLUMNS, factors_of
-from gptlab.analysis.load import load_store
-from gptlab.analysis.report import analyze, write_reports
+from gptlab.stats.effects import EFFECT_COLUMNS, factors_of
+from gptlab.frames.load import load_store
+from gptlab.report.build import analyze, write_reports
 
 CELLS = {"res_ln": (True, "layernorm"), "nores_ln": (False, "layernorm"),
          "res_none": (True, "none"), "nores_none": (False, "none")}

@@ -12,9 +12,9 @@ import pytest
 from scipy import stats
 from test_analysis_store import write_run, write_spec
 
-from gptlab.analysis.health import NOT_LEARNING_TOL, unigram_entropy
-from gptlab.analysis.load import load_store
-from gptlab.analysis.report import analyze
+from gptlab.report.health import NOT_LEARNING_TOL, unigram_entropy
+from gptlab.frames.load import load_store
+from gptlab.report.build import analyze
 
 SHAKESPEARE = Path(__file__).resolve().parents[1] / "gptlab" / "data" / "tinyshakespeare.txt"
 
@@ -69,7 +69,7 @@ def test_each_health_class(analysis) -> None:
 
 
 def test_findings_lead_with_health(analysis) -> None:
-    from gptlab.analysis.findings import findings
+    from gptlab.report.findings import findings
 
     text = findings(analysis.table, analysis.compare)
     assert [t.split(" ")[1] for t in text[:5]] == ["stuck", "unigram", "spiky", "overfit", "broken"]

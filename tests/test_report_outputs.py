@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt
 import pytest
 from test_analysis_store import make_ablation_store, write_run, write_spec
 
-from gptlab.analysis.figures import FigureContext, label_colors, learning_curves, metric_by_variant
-from gptlab.analysis.load import load_store
-from gptlab.analysis.report import analyze, write_reports
+from gptlab.report.figures.base import FigureContext, label_colors, learning_curves, metric_by_variant
+from gptlab.frames.load import load_store
+from gptlab.report.build import analyze, write_reports
 
 
 def add_grid_experiments(root: Path) -> None:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from gptlab import train
-from gptlab.analysis.load import load_store
-from gptlab.analysis.report import write_reports
+from gptlab.frames.load import load_store
+from gptlab.report.build import write_reports
 from gptlab.config import build_config
 from gptlab.dataset import default_data_path
 

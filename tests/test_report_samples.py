@@ -54,6 +54,6 @@ def test_report_modules_do_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, gptlab.analysis, gptlab.analysis.report, gptlab.analysis.samples, gptlab.analysis.effects; "
+    code = ("import sys, gptlab.frames.load, gptlab.report.build, gptlab.report.samples, gptlab.stats.effects; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -11,11 +11,11 @@ import pytest
 from scipy import stats
 from test_analysis_store import LEARNED, ROPE, SINUSOIDAL, make_ablation_store, write_run, write_spec
 
-from gptlab.analysis.findings import findings
-from gptlab.analysis.headline import headline
-from gptlab.analysis.load import load_store
-from gptlab.analysis.report import analyze
-from gptlab.analysis.stats import CSV_COLUMNS, Criterion
+from gptlab.report.findings import findings
+from gptlab.report.headline import headline
+from gptlab.frames.load import load_store
+from gptlab.report.build import analyze
+from gptlab.stats.summary import CSV_COLUMNS, Criterion
 
 
 def expected_group(values: list[float]) -> tuple[float, float, float, float]:
@@ -100,7 +100,7 @@ def test_grid_baseline_matching_and_best_default(tmp_path: Path) -> None:
 
 
 def test_summary_csv_columns_and_format(analysis, tmp_path: Path) -> None:
-    from gptlab.analysis.stats import write_summary_csv
+    from gptlab.report.csv_files import write_summary_csv
 
     text = write_summary_csv(analysis.table, tmp_path / "summary.csv")
     frame = pd.read_csv(tmp_path / "summary.csv")

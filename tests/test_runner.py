@@ -136,7 +136,7 @@ def test_bad_specs_exit_2_with_file_and_line_and_write_nothing(tmp_path, text, n
 
 def test_wandb_offline_history_matches_the_local_store(tmp_path):
     """W&B's own reader (`wandb leet inspect`) reads back what the store holds; gptlab's reader agrees."""
-    from gptlab.analysis.wandb_load import parse_wandb_file
+    from gptlab.frames.wandb_load import parse_wandb_file
 
     spec = write_spec(tmp_path, {**SPEC, "variants": {"learned": {}}, "seeds": [0],
                                  "compare": {"baseline": "learned"}})
@@ -163,7 +163,7 @@ def test_wandb_offline_history_matches_the_local_store(tmp_path):
                                      if not k.startswith("_") and k != "best_val_loss"})
     assert {k: record.summary[k] for k in ("best_val_loss", "status")} == \
         {k: read_back["summary"][k] for k in ("best_val_loss", "status")}
-    from gptlab.analysis.load import load_runs
+    from gptlab.frames.load import load_runs
 
     stored, from_wandb = load_runs(runs), load_runs(None, wandb_dir=run_dir / "wandb")
     for rows in (stored, from_wandb):  # a run without a study's meta: the defaults, from either source

@@ -14,9 +14,9 @@ from scipy.optimize import curve_fit
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_ind
 
-from gptlab.analysis.effects import EFFECT_COLUMNS
-from gptlab.analysis.scale import SLOPE_AT, scale_study
-from gptlab.analysis.scale_text import EXTRAPOLATION, VERDICTS
+from gptlab.stats.effects import EFFECT_COLUMNS
+from gptlab.stats.scale import SLOPE_AT, scale_study
+from gptlab.report.scale_text import EXTRAPOLATION, VERDICTS, scale_extrapolation, scale_findings
 
 SIZES = {"s": 1.0e5, "m": 4.0e5, "l": 1.6e6}
 NOISE = 0.004
@@ -76,7 +76,7 @@ def test_constant_effect_holds_and_matches_welch_tost_and_holm():
     assert comp.slope.estimate == pytest.approx(fit.params[k + 1])
     assert (comp.slope.ci_low, comp.slope.ci_high) == pytest.approx(tuple(fit.conf_int(0.05)[k + 1]))
     assert not comp.slope.significant
-    assert "holds at every size" in result.findings()[0]
+    assert "holds at every size" in scale_findings(result)[0]
 
 
 def test_effect_linear_in_log_n_grows_and_its_mirror_shrinks():
@@ -87,7 +87,7 @@ def test_effect_linear_in_log_n_grows_and_its_mirror_shrinks():
     fit, k = independent_model(grows.runs, ["post"])
     assert slope.estimate == pytest.approx(fit.params[k + 1])
     assert slope.p_value == pytest.approx(fit.pvalues[k + 1])
-    sentence = grows.findings()[0]
+    sentence = scale_findings(grows)[0]
     assert sentence.startswith("post vs pre: the effect grows with size: slope -0.02")
     assert "per e-fold of N [" in sentence
     shrinks = scale_study(runs({"post": lambda n: -0.15 + 0.02 * math.log(n / 1e5)}), "pre", margin=0.02)
@@ -119,7 +119,7 @@ def test_no_effect_unclear_and_two_sizes():
     two = scale_study(runs({"post": -0.05}, sizes={"s": 1e5, "l": 1e6}), "pre", margin=0.02, predict_n_params=1e8)
     comp = two.comparisons[0]
     assert comp.verdict == "holds" and comp.slope is None and comp.prediction is None
-    assert two.model_formula is None and two.extrapolation() == []
+    assert two.model_formula is None and scale_extrapolation(two) == []
     assert {c.verdict for c in two.comparisons} <= set(VERDICTS)
 
 
@@ -129,7 +129,7 @@ def test_variant_missing_at_largest_size():
     result = scale_study(frame, "pre", margin=0.02)
     post = result.comparisons[0]
     assert [e.size for e in post.effects] == ["s", "m"] and post.verdict == "unclear"
-    assert "no finished runs on both sides at l" in result.findings()[0]
+    assert "no finished runs on both sides at l" in scale_findings(result)[0]
     assert post.slope is None and result.comparisons[1].slope is not None  # run at 2 sizes: not in the model
     assert result.ranking.best_smallest == result.ranking.best_largest == "pre"  # post was not run at l
 
@@ -190,7 +190,7 @@ def test_ranking_swap_kendall_tau():
     assert ranking.p_value == pytest.approx(expected.pvalue)
     assert not ranking.same_best
     result = scale_study(frame, "pre", margin=0.02)
-    assert "The best variant at s (a) is not best at l (b is)" in result.findings()[-1]
+    assert "The best variant at s (a) is not best at l (b is)" in scale_findings(result)[-1]
 
 
 def test_extrapolation_interval_against_statsmodels():
@@ -206,14 +206,14 @@ def test_extrapolation_interval_against_statsmodels():
     half = stats.t.ppf(0.975, fit.df_resid) * math.sqrt(frame["mean_se"] ** 2 + 2 * fit.scale)
     assert (pred.pi_low, pred.pi_high) == pytest.approx((frame["mean"] - half, frame["mean"] + half))
     assert pred.extrapolated and pred.estimate == pytest.approx(-0.02 * math.log(1e3) - 0.01, abs=0.01)
-    (sentence,) = result.extrapolation()
+    (sentence,) = scale_extrapolation(result)
     assert sentence.startswith(EXTRAPOLATION + ": at N = 100.00M parameters, beyond the sizes run")
-    assert not any(EXTRAPOLATION in f for f in result.findings())
+    assert not any(EXTRAPOLATION in f for f in scale_findings(result))
 
 
 @pytest.mark.filterwarnings("error")
 def test_figures_written_deterministic_and_quiet(tmp_path):
-    from gptlab.analysis.scale_figures import FIG_SCALE_EFFECT, FIG_SCALE_LOSS, scale_figures
+    from gptlab.report.figures.scale import FIG_SCALE_EFFECT, FIG_SCALE_LOSS, scale_figures
 
     result = scale_study(runs({"post": lambda n: -0.02 * math.log(n / 1e5), "swiglu": -0.03}), "pre",
                          margin=0.02, predict_n_params=1e7)
@@ -228,9 +228,9 @@ def test_figures_written_deterministic_and_quiet(tmp_path):
 def test_report_section_blocks(tmp_path):
     from types import SimpleNamespace
 
-    from gptlab.analysis.blocks import Figure, Heading, render_html, render_markdown
-    from gptlab.analysis.scale_figures import with_figures
-    from gptlab.analysis.sections.scale import section
+    from gptlab.report.blocks import Figure, Heading, render_html, render_markdown
+    from gptlab.report.figures.scale import with_figures
+    from gptlab.report.sections.scale import section
 
     assert section(SimpleNamespace(extras={})) == []
     result = with_figures(scale_study(runs({"post": lambda n: -0.02 * math.log(n / 1e5)}), "pre", margin=0.02,

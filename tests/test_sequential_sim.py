@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from gptlab.analysis.sequential import (VERDICTS, SequentialDesign, _z_boundaries, decide, decide_family,
+from gptlab.stats.sequential import (VERDICTS, SequentialDesign, _z_boundaries, decide, decide_family,
                                         fixed_design_seeds, mde_at)
-from gptlab.analysis.sequential_sim import equal_power_fixed, simulate, simulate_fixed
+from gptlab.stats.sequential_sim import equal_power_fixed, simulate, simulate_fixed
 
 SD, MARGIN, ALPHA, S = 0.008, 0.02, 0.05, 2000
 DESIGN = SequentialDesign(start=3, max=12, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=3)
@@ -99,7 +99,7 @@ def test_fixed_design_verdicts_match_scipy_welch_tost_and_statsmodels_holm():
     from scipy import stats
     from statsmodels.stats.multitest import multipletests
 
-    from gptlab.analysis.sequential_sim import _data
+    from gptlab.stats.sequential_sim import _data
 
     n, diffs, studies = 6, (0.03, 0.0, 0.012), 150
     fixed = simulate_fixed([n] * 3, diffs, SD, alpha=ALPHA, margin=MARGIN, n_studies=studies, seed=5)
@@ -129,8 +129,8 @@ def test_the_store_replay_decides_as_the_simulation_does():
     """The planner's and report's replay (one study, scalar, with Holm's passing of alpha between looks and
     within one) and the simulation that proves the error rates (many studies, arrays) are separate code: on the
     same draws they must reach the same verdicts at the same looks."""
-    from gptlab.analysis.adaptive import Pair, replay
-    from gptlab.analysis.sequential_sim import _data
+    from gptlab.stats.adaptive import Pair, replay
+    from gptlab.stats.sequential_sim import _data
 
     design = SequentialDesign(start=3, max=9, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=3)
     diffs, studies = (0.025, 0.004, 0.012), 200

@@ -145,7 +145,7 @@ def test_the_report_states_the_design_and_the_fixed_design_of_equal_power(studie
 
     import numpy as np
 
-    from gptlab.analysis.sequential_sim import equal_power_fixed, simulate_fixed
+    from gptlab.stats.sequential_sim import equal_power_fixed, simulate_fixed
     from gptlab.runner.spec import load_spec
     from gptlab.study.adaptive import replay_store
 

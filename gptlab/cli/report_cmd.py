@@ -1,6 +1,6 @@
 """`gptlab report [EXPERIMENT ...]`: plots, tables and findings from stored runs into reports/.
 
-Thin: parses options and hands off to `gptlab.analysis.report.write_reports`. pandas, scipy and
+Thin: parses options and hands off to `gptlab.report.build.write_reports`. pandas, scipy and
 matplotlib are imported inside the command so `gptlab --help` stays fast.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def report(
     log_x: Annotated[bool, typer.Option("--log-x", help="Log-scale steps in the learning curves.")] = False,
 ) -> None:
     """Write report.md, a self-contained report.html, summary.csv and figures per experiment."""
-    from gptlab.analysis.report import write_reports
+    from gptlab.report.build import write_reports
 
     folders = write_reports(runs=runs, out=out, experiments=list(experiments or []) or None,
                             wandb_project=wandb_project, wandb_dir=wandb_dir, log_x=log_x)

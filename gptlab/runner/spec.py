@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptlab.analysis.corrections import CORRECTIONS  # the analysis owns the names it computes
+from gptlab.stats.corrections import CORRECTIONS  # the analysis owns the names it computes
 from gptlab.config import RunConfig, build_config, flatten_overrides
 from gptlab.errors import ConfigError, UserError, closest
 from gptlab.overrides import format_value

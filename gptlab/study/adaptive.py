@@ -1,4 +1,4 @@
-"""The adaptive-seeds policy: each round is replayed from the store (gptlab.analysis.adaptive) and adds seeds only
+"""The adaptive-seeds policy: each round is replayed from the store (gptlab.stats.adaptive) and adds seeds only
 to the cells whose comparison with the baseline is still open."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from gptlab.analysis.adaptive import Pair, Replay, pairs, replay
-from gptlab.analysis.adaptive import design_of as sequential_design
-from gptlab.analysis.sequential import SequentialDesign
-from gptlab.analysis.stats import LOSS_MARGIN
+from gptlab.stats.adaptive import Pair, Replay, pairs, replay
+from gptlab.stats.adaptive import design_of as sequential_design
+from gptlab.stats.sequential import SequentialDesign
+from gptlab.stats.summary import LOSS_MARGIN
 from gptlab.runner.spec import Spec
 from gptlab.store import ENDED
 from gptlab.study.rounds import Round

@@ -17,8 +17,8 @@ class Stored:
 
 def stored(spec: Spec, runs_root: Path, names: list[str]) -> dict[str, Stored]:
     """Status and compared value of each named run of the spec's experiment."""
-    from gptlab.analysis.load import load
-    from gptlab.analysis.stats import Criterion, metric_values
+    from gptlab.frames.load import load
+    from gptlab.stats.summary import Criterion, metric_values
 
     exp_dir = Path(runs_root) / spec.name
     out = {name: Stored(None, math.nan) for name in names}

@@ -1,9 +1,0 @@
-"""The findings: the headline first, then one sentence per result worth saying."""
-from __future__ import annotations
-
-from gptlab.analysis.blocks import Block, Bullets, Heading
-from gptlab.analysis.sections.context import ReportContext
-
-
-def section(ctx: ReportContext) -> list[Block]:
-    return [Heading("Findings"), Bullets(ctx.findings)] if ctx.findings else []

@@ -1,0 +1,92 @@
+"""Design: adaptive seeds: the rounds, each comparison's seeds and why it stopped, and the seeds saved against
+the fixed design of the same power (adaptive studies only: `ctx.extras["adaptive"]`)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gptlab.report.blocks import Block, Bullets, Heading, Paragraph, Table
+from gptlab.report.sections.context import ReportContext
+
+
+def section(ctx: ReportContext) -> list[Block]:
+    state = ctx.extras.get("adaptive")
+    if state is None:
+        return []
+    d = state.design
+    looks = ", ".join(map(str, d.looks))
+    blocks: list[Block] = [
+        Heading("Design: adaptive seeds"),
+        Paragraph(f"Seeds were added in rounds: {d.start} per variant, then {d.step} more only to the comparisons "
+                  f"still open, up to {d.max} (looks at {looks} seeds). At each look a comparison is *different* "
+                  f"when its repeated {1 - d.comparison_alpha:.1%} interval excludes 0, *equivalent* when its "
+                  f"repeated {1 - 2 * d.comparison_alpha:.1%} interval lies within ±{d.margin:g}, else open. "
+                  f"The boundaries spend alpha = {d.alpha:g} over the planned looks ({d.spending.replace('_', '-')}"
+                  f"-type Lan-DeMets spending, t-corrected for few seeds), split over the {d.n_comparisons} "
+                  "comparison(s) and passed on to the open ones as comparisons are decided (group-sequential "
+                  "Holm: the levels above widen to alpha / the hypotheses not yet rejected), so both error rates "
+                  "hold for the whole family however the comparisons stop. The results table shows these "
+                  "sequential intervals; its adjusted p is scaled so that it falls below 0.05 exactly when the "
+                  "boundary was crossed."),
+        Table(*_rows(state))]
+    saved = _saved(ctx, state)
+    if saved:
+        blocks.append(Paragraph(saved))
+    if not state.complete:
+        blocks.append(Bullets([f"The study is not finished: round {state.round} is still to run "
+                               "(rerun the same `gptlab run` command)."]))
+    return blocks
+
+
+def _rows(state) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
+    header = ["comparison", "stopped", "round", "seeds", "diff (repeated CI)", "why"]
+    rows = []
+    for name, o in state.outcomes.items():
+        r = o.result
+        if o.stopped is None:
+            why = "still open"
+        elif o.stopped == "budget":
+            why = "budget reached" + (f"; {o.missing} planned seed(s) without a value" if o.missing else "")
+        else:
+            why = f"decided {o.stopped} at the {r.n}-seed look" if r else o.stopped
+        diff = "—" if r is None else f"{r.diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+        rows.append([f"{name} vs {o.pair.baseline}", o.stopped or "open", str(o.round or "—"),
+                     str(r.n if r else "—"), diff, why])
+    return header, rows
+
+
+def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
+    """Runs used against the fixed design of the same power: one seed list for every variant (a spec's
+    `seeds: [...]`), as short as lets it reach, analysed the same way and simulated at the observed differences
+    and pooled seed spread, this design's simulated power on every comparison (sequential_sim.equal_power_fixed)."""
+    from gptlab.stats.sequential import mde_at
+    from gptlab.stats.sequential_sim import equal_power_fixed
+
+    table = ctx.table.set_index("variant")
+    outcomes = [o for o in state.outcomes.values() if o.result is not None]
+    if len(outcomes) != len(state.outcomes):
+        return ""
+    sds = [np.nanmean([table["std"].get(o.pair.variant, math.nan), table["std"].get(o.pair.baseline, math.nan)])
+           for o in outcomes]
+    sd = float(np.nanmean(sds)) if sds else math.nan
+    if not math.isfinite(sd) or sd <= 0:
+        return ""
+    d = state.design
+    fixed = equal_power_fixed(d, [o.result.diff for o in outcomes], sd)
+    used = sum(state.seeds.values())
+    per_variant = ", ".join(f"{c} {n}" for c, n in state.seeds.items())
+    change = f"saved {fixed.fixed_runs - used}" if fixed.fixed_runs >= used else f"used {used - fixed.fixed_runs} more"
+    powers = ", ".join(f"{o.pair.variant} {p:.0%}" for o, p in zip(outcomes, fixed.power))
+    text = (f"Runs trained: {used} (seeds per variant: {per_variant}). This design's power at the observed "
+            f"differences and seed spread (sd {sd:.3g}; simulated): {powers}. ")
+    if fixed.reached:
+        text += (f"A fixed design (one seed list for every variant) with at least that power on every comparison "
+                 f"needs {fixed.n} seeds per variant, {fixed.fixed_runs} runs: this study {change} "
+                 f"({used / fixed.fixed_runs:.2f}x its runs)")
+    else:
+        text += (f"A fixed design (one seed list for every variant) does not reach that power on every comparison "
+                 f"with {fixed.n} seeds per variant ({fixed.fixed_runs} runs)")
+    budget = [f"{o.pair.variant}: at {o.result.n} seeds the smallest detectable difference is "
+              f"{mde_at(o.result.n, sd, n_comparisons=d.n_comparisons):.3g}" for o in outcomes if o.stopped == "budget"]
+    return text + ("; " + "; ".join(budget) if budget else "") + "."

@@ -1,0 +1,68 @@
+"""Tuning: the value each variant was compared at, from which tuning runs, edge warnings, and whether the
+verdicts at the shared value differ (tuned studies only: `ctx.extras["tuning"]`)."""
+from __future__ import annotations
+
+from typing import Any
+
+from gptlab.report.blocks import Block, Bullets, Figure, Heading, Paragraph, Table
+from gptlab.report.sections.context import ReportContext
+
+
+def section(ctx: ReportContext) -> list[Block]:
+    tuning = ctx.extras.get("tuning")
+    if tuning is None:
+        return []
+    keys = ", ".join(tuning.keys)
+    lists = "; ".join(f"{k} ∈ {{{', '.join(_v(v) for v in vals)}}}" for k, vals in tuning.candidates.items())
+    blocks: list[Block] = [
+        Heading("Tuning"),
+        Paragraph(f"Each variant was first trained at every value of {lists} on tuning seed(s) "
+                  f"{', '.join(map(str, tuning.seeds))}, and compared at the value with the best mean "
+                  f"**{tuning.metric}** over those seeds. The tuning seeds are not among the compared seeds, so "
+                  "no comparison is tested on the runs its value was chosen from. The choice is kept in "
+                  "`tuning.json` of the run store and reused when the study is rerun."),
+        Table(*_table(tuning))]
+    warnings = [w for c in tuning.cells for w in c.edges]
+    if warnings:
+        blocks.append(Bullets([f"Warning: {w}." for w in warnings]))
+    figure = ctx.extras.get("tuning_figure")
+    if figure is not None:
+        blocks.append(Figure(figure.png, figure.svg, figure.caption))
+    flips = ctx.extras.get("flips")
+    if flips:
+        blocks += [Paragraph(f"Verdicts at the shared value (the base config's {keys}) against the verdicts at "
+                             "the tuned values, comparison by comparison:"), Bullets(flips)]
+    elif tuning.compare_shared:
+        blocks.append(Paragraph("The comparison seeds also ran at the shared value; no comparison with the "
+                                "baseline could be made at both."))
+    return blocks
+
+
+def _table(tuning) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
+    """One row per variant: the chosen value, the shared value, and the mean metric at each candidate."""
+    key_cols = [f"chosen {k}" for k in tuning.keys]
+    shared_cols = [f"shared {k}" for k in tuning.keys] if tuning.compare_shared else []
+    candidates = []
+    for cell in tuning.cells:
+        for _, row in cell.means.iterrows():
+            label = ", ".join(_v(row[k]) for k in tuning.keys)
+            if label not in candidates:
+                candidates.append(label)
+    header = ["variant", *key_cols, *shared_cols, *(f"{tuning.metric} at {c}" for c in candidates)]
+    rows = []
+    for cell in tuning.cells:
+        means = {", ".join(_v(r[k]) for k in tuning.keys): r for _, r in cell.means.iterrows()}
+        cells = [cell.cell, *(_v(cell.chosen.get(k)) for k in tuning.keys),
+                 *(_v(cell.base.get(k)) for k in tuning.keys if tuning.compare_shared)]
+        for c in candidates:
+            r = means.get(c)
+            if r is None or r["mean"] != r["mean"]:
+                cells.append("no finished run")
+            else:
+                cells.append(f"{r['mean']:.4f}" + (f" (n={int(r['count'])})" if len(tuning.seeds) > 1 else ""))
+        rows.append(cells)
+    return header, rows
+
+
+def _v(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else "—" if value is None else str(value)

@@ -1,0 +1,105 @@
+"""An adaptive-seeds study replayed from its stored runs: which look each comparison reached, its verdict,
+and how many seeds each cell needs next.
+
+The replay is a pure function of the design and the stored values, so the planner (what to train next) and
+the report (what was decided, when, and why it stopped) agree, and a study killed at any point resumes with
+the verdicts an uninterrupted one would reach: look k uses exactly the first n_k seeds of each side.
+
+A seed that failed or diverged has no value. A comparison whose side lacks a planned seed at a look cannot
+use that look's boundary (the design spent its alpha for n_k seeds), so it stays open: it can still be decided
+at a later look if the later seeds finish, else it ends at the budget. The report says so.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from gptlab.stats.sequential import LookResult, SequentialDesign, decide_family, rejects
+
+STOPPED = ("different", "equivalent", "budget")  # summary.csv's `stopped`
+
+
+@dataclass(frozen=True)
+class Pair:
+    variant: str  # cell names
+    baseline: str
+
+
+@dataclass
+class Outcome:
+    pair: Pair
+    result: LookResult | None = None  # the last look it was judged at
+    round: int | None = None  # 1-based round it was decided in (or ended at the budget)
+    stopped: str | None = None  # one of STOPPED; None: still open
+    missing: int = 0  # planned seeds without a value (failed or diverged) at its last look
+
+
+@dataclass
+class Replay:
+    design: SequentialDesign
+    outcomes: dict[str, Outcome]  # variant cell -> its comparison
+    seeds: dict[str, int]  # cell -> seeds planned so far
+    round: int  # the round to train next (or the last one, when complete)
+    complete: bool
+    rounds: list[dict[str, int]] = field(default_factory=list)  # seeds per cell planned at each round
+
+    def open(self) -> list[str]:
+        return [name for name, o in self.outcomes.items() if o.stopped is None]
+
+
+def pairs(cells: list[tuple[str, str | None]], baseline: str) -> list[Pair]:
+    """Each non-baseline cell (name, variant) against the baseline's cell at the same size and grid point
+    (the cell whose name has the baseline's name in place of the variant's)."""
+    names = {name for name, _ in cells}
+    out = []
+    for name, variant in cells:
+        if variant is not None and variant != baseline:
+            twin = baseline + name[len(variant):]
+            if twin in names:
+                out.append(Pair(name, twin))
+    return out
+
+
+def design_of(seeds: dict, margin: float, n_comparisons: int) -> SequentialDesign:
+    """The sequential design of a spec's `seeds: {start, max, step}`."""
+    return SequentialDesign(int(seeds["start"]), int(seeds["max"]), int(seeds["step"]), margin=margin,
+                            n_comparisons=max(1, n_comparisons))
+
+
+def replay(design: SequentialDesign, pairs: list[Pair], ended, values, *, sign: int = -1) -> Replay:
+    """`ended(cell, seed) -> bool` (the run finished, failed or diverged); `values(cell, seed) -> float` (nan
+    unless finished). Seeds of a cell are 0, 1, ... in order."""
+    cells = list(dict.fromkeys([c for p in pairs for c in (p.variant, p.baseline)]))
+    looks = design.looks
+    seeds = {c: looks[0] for c in cells}
+    outcomes = {p.variant: Outcome(p) for p in pairs}
+    rounds: list[dict[str, int]] = []
+    for k, n in enumerate(looks):
+        rounds.append(dict(seeds))
+        if not all(ended(c, s) for c in cells for s in range(seeds[c])):
+            return Replay(design, outcomes, seeds, k + 1, False, rounds)
+        looked = {}
+        for name, out in outcomes.items():
+            if out.stopped is not None:
+                continue
+            a = [values(name, s) for s in range(n)]
+            b = [values(out.pair.baseline, s) for s in range(n)]
+            out.missing = sum(math.isnan(x) for x in a + b)
+            out.result, out.round = None, k + 1
+            if not out.missing:
+                looked[name] = (a, b)
+        flags = [rejects(design, o.result) for o in outcomes.values() if o.stopped is not None and o.result]
+        decided = (sum(f[0] for f in flags), sum(f[1] for f in flags))
+        for name, result in decide_family(design, looked, sign=sign, decided=decided).items():
+            outcomes[name].result = result
+            if result.verdict != "open":
+                outcomes[name].stopped = result.verdict
+        still = [o for o in outcomes.values() if o.stopped is None]
+        if not still or k == len(looks) - 1:
+            for o in still:
+                o.stopped = "budget"
+            return Replay(design, outcomes, seeds, k + 1, True, rounds)
+        for o in still:  # the next look: more seeds only where the verdict is still open
+            seeds[o.pair.variant] = looks[k + 1]
+            seeds[o.pair.baseline] = looks[k + 1]
+    raise AssertionError("unreachable: the last look ends the replay")
