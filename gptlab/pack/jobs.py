@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptlab.pack.plan import PackMember, group, pack_command
+from gptlab.pack.plan import STARTS, PackMember, group, pack_command, why_not_packable
 
 
 @dataclass(eq=False)
@@ -44,9 +44,21 @@ def pack_argv(job: PackJob, experiment: str, runs_root: Path, wandb: str | None)
     return pack_command(members, experiment, runs_root, wandb)
 
 
+def unpacked_reasons(pending: list[Any], mode: str | None) -> list[str]:
+    """One line per reason that keeps some of these runs out of any pack (e.g. optimizer=muon)."""
+    if not mode:
+        return []
+    reasons: dict[str, int] = {}
+    for job in pending:
+        why = why_not_packable(job.run.config) if job.action in STARTS else None
+        if why:
+            reasons[why] = reasons.get(why, 0) + 1
+    return [f"--pack: {n} run(s) unpacked, {why}" for why, n in reasons.items()]
+
+
 def describe_packs(pending: list[Any], mode: str | None, n_jobs: int = 1) -> list[str]:
-    """`--dry-run` lines: which runs share a process."""
-    lines = []
+    """`--dry-run` lines: which runs share a process, and why any cannot."""
+    lines = unpacked_reasons(pending, mode)
     for i, unit in enumerate(u for u in pack_jobs(pending, mode, n_jobs) if isinstance(u, PackJob)):
         lines.append(f"pack {i + 1} ({len(unit.members)} runs, one process): "
                      + ", ".join(m.run.name for m in unit.members))

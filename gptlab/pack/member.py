@@ -124,7 +124,7 @@ class Member:
         optimizer = self.opt.state_dict()
         optimizer["state"] = opt_state
         for group in optimizer["param_groups"]:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # as TrainStep sets it
         save_checkpoint(self.store.checkpoint_path, {
             "model": self.model.state_dict(), "optimizer": optimizer,
             "step": self.step, "best_val_loss": self.best, "final_val_loss": self.final,

@@ -150,10 +150,12 @@ class Study:
     def execute(self) -> int:
         """Run every pending job; returns the exit code (0 all finished, 1 some failed, 130 interrupted)."""
         atomic_write_yaml(self.runs_root / self.spec.name / SPEC_COPY, self.spec.raw)
-        from gptlab.pack.jobs import PackJob, members_of, pack_argv, pack_jobs
+        from gptlab.pack.jobs import PackJob, members_of, pack_argv, pack_jobs, unpacked_reasons
 
         pending = pack_jobs([j for j in self.jobs if not j.action.startswith("skip")], self.pack, self.pool.n_jobs)
         self.view.start(self.jobs)
+        for line in unpacked_reasons([j for j in self.jobs if not j.action.startswith("skip")], self.pack):
+            self.view.message(line)
 
         def next_job() -> tuple[Job, list[str]] | None:
             if not pending:

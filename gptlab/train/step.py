@@ -71,8 +71,8 @@ class TrainStep:
         """One update at learning rate `lr`; returns the mean loss as a 0-dim tensor still on the device.
         With `measure`, the diagnostics hook in around this step (log steps only), on the eager module."""
         t = self.cfg.train
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        for group in self.opt.param_groups:  # muon_lr / lr for Muon's, μP's width factor (gptlab/train/optim.py)
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         loss_fn = _train_loss if measure else self.train_loss
         if measure:
             self.diag.before_forward()
