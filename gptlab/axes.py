@@ -171,6 +171,8 @@ AXES: dict[str, Axis] = {a.name: a for a in [
                traits={"embedding_std": lambda C: C ** -0.5}),
         Choice("small", "every weight N(0, sqrt(2 / (5 C)))", "Nguyen & Salazar 2019",
                traits={"embedding_std": lambda C: math.sqrt(2 / (5 * C))}),
+        Choice("zero_proj", "nanogpt, with the residual projections (attn.proj, mlp.proj) at exactly 0",
+               "modded-nanogpt (Jordan et al. 2024)", traits={"embedding_std": lambda C: 0.02}),
     ], figures=(GRADS, EARLY), traits={"embedding_std": lambda C: 0.02}),
     Axis("tie_weights", "whether the LM head shares the token embedding matrix", [
         Choice("true", "one (V, C) matrix for input and output", "Press & Wolf 2017"),

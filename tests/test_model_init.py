@@ -1,5 +1,5 @@
 """The `init` axis: nanogpt is nanoGPT's own initialisation (checked against a reference nanoGPT model
-built here), xavier is Glorot-uniform per linear map, small is Nguyen & Salazar's N(0, sqrt(2/5C))."""
+built here, drawn from gptlab's name-keyed streams), zero_proj is nanogpt with zero projections, xavier is Glorot-uniform per linear map, small is Nguyen & Salazar's N(0, sqrt(2/5C))."""
 import math
 
 import pytest
@@ -9,6 +9,7 @@ from torch import nn
 
 from gptlab.config import ModelConfig
 from gptlab.model import build_model
+from gptlab.model.init import param_stream
 
 C, L, H, V, T = 64, 3, 4, 50, 32
 
@@ -74,11 +75,25 @@ class RefGPT(nn.Module):
         return self.lm_head(self.ln_f(x))
 
 
+# our parameter names for nanoGPT's (the same modules under gptlab's names)
+REF_NAMES = {"wte.weight": "tok_emb.weight", "wpe.weight": "pos_emb.wpe.weight", "ln_f.weight": "norm_f.weight",
+             **{f"h.{i}.{a}": f"blocks.{i}.{b}" for i in range(L) for a, b in [
+                 ("ln_1.weight", "norm_1.weight"), ("attn.c_attn.weight", "attn.qkv.weight"),
+                 ("attn.c_proj.weight", "attn.proj.weight"), ("ln_2.weight", "norm_2.weight"),
+                 ("c_fc.weight", "mlp.fc.weight"), ("c_proj.weight", "mlp.proj.weight")]}}
+
+
 def test_default_model_is_nanogpt_bit_for_bit():
-    torch.manual_seed(1234)
-    ours = build_model(cfg(bias=False))
-    torch.manual_seed(1234)
+    """nanoGPT's init rule (its _init_weights, then c_proj rescaled), each weight drawn from the stream
+    gptlab keys by the same parameter's name: the same tensors, and the same function."""
+    ours = build_model_seeded(cfg(bias=False), 1234)
     ref = RefGPT()
+    with torch.no_grad():
+        for pn, p in ref.named_parameters():
+            if p.dim() < 2:
+                continue
+            std = 0.02 / math.sqrt(2 * L) if pn.endswith("c_proj.weight") else 0.02
+            p.copy_(torch.empty(p.shape).normal_(0.0, std, generator=param_stream(REF_NAMES[pn], 1234)))
     mine = [p for _, p in ours.named_parameters()]
     theirs = [p for _, p in ref.named_parameters()]
     assert [p.shape for p in mine] == [p.shape for p in theirs]
@@ -86,6 +101,11 @@ def test_default_model_is_nanogpt_bit_for_bit():
         assert torch.equal(a, b)
     idx = torch.randint(0, V, (2, T))
     torch.testing.assert_close(ours.eval()(idx), ref.eval()(idx), atol=1e-6, rtol=0)
+
+
+def build_model_seeded(config, seed):
+    torch.manual_seed(seed)  # the trainer's rule: the init seed, then build
+    return build_model(config)
 
 
 # ---- xavier and small ----------------------------------------------------------------------------
@@ -137,3 +157,15 @@ def test_sinusoidal_and_token_signals_have_the_papers_ratio_at_init(init):
     token = model.tok_emb.weight.pow(2).mean().sqrt()
     position = model.pos_emb.table.pow(2).mean().sqrt()
     assert (position / token).item() == pytest.approx(2 ** -0.5, rel=0.1)  # Vaswani: RMS 1/sqrt(2) vs 1
+
+
+def test_zero_proj_is_nanogpt_with_the_residual_projections_at_zero():
+    ref = dict(build_model_seeded(cfg(activation="swiglu"), 5).named_parameters())
+    zero = dict(build_model_seeded(cfg(activation="swiglu", init="zero_proj"), 5).named_parameters())
+    projections = [n for n in zero if n.endswith((".attn.proj.weight", ".mlp.proj.weight"))]
+    assert len(projections) == 2 * L
+    for name, p in zero.items():
+        if name in projections:
+            assert torch.count_nonzero(p) == 0, name
+        else:
+            assert torch.equal(p, ref[name]), name
