@@ -2,7 +2,7 @@
 
 An axis is a model config key whose value names a component: `norm: rmsnorm`. Its declaration here
 is the one owner of
-  * the valid values and the default (config.py validates against them, with "did you mean"),
+  * the valid values and the default (gptlab/config/ validates against them, with "did you mean"),
   * what each value is and where it comes from (docstrings, the README's axis table),
   * facts other code needs about a value (`traits`: an MLP is `gated`, an init's `embedding_std`),
   * invalid combinations with other keys (`excludes`: block=parallel needs norm_placement=pre),
@@ -157,11 +157,17 @@ AXES: dict[str, Axis] = {a.name: a for a in [
         Choice("scaled", "q.k / sqrt(head_size)", "Vaswani et al. 2017, eq. 1"),
         Choice("unscaled", "q.k", ""),
     ], figures=(ATTN,)),
+    Axis("qk_norm", "whether each head's queries and keys are RMS-normalised before their dot product", [
+        Choice("false", "q.k as the projection gives them", ""),
+        Choice("true", "RMSNorm over head_size (a learned gain per head dimension) on q and k, before rope",
+               "Dehghani et al. 2023 (ViT-22B, sec. 2); OLMo 2 (Team OLMo 2024); modded-nanogpt"),
+    ], boolean=True, extensible=False, figures=(ATTN,)),
     Axis("activation", "the MLP", [
         Choice("gelu", "proj(gelu(fc x)), hidden mlp_ratio * C", "Hendrycks & Gimpel 2016; GPT-2"),
         Choice("relu", "proj(relu(fc x)), hidden mlp_ratio * C", "Vaswani et al. 2017, eq. 2"),
         Choice("swiglu", "proj(silu(gate x) * up x), hidden 2/3 of mlp_ratio * C (same parameters)",
                "Shazeer 2020", traits={"gated": True}),
+        Choice("relu2", "proj(relu(fc x)^2), hidden mlp_ratio * C", "So et al. 2021 (Primer, sec. 3)"),
     ], traits={"gated": False}),
     Axis("init", "the weight initialisation", [
         Choice("nanogpt", "N(0, 0.02); residual projections N(0, 0.02 / sqrt(2 n_layer))",
@@ -178,6 +184,14 @@ AXES: dict[str, Axis] = {a.name: a for a in [
         Choice("true", "one (V, C) matrix for input and output", "Press & Wolf 2017"),
         Choice("false", "a separate LM head", ""),
     ], boolean=True, extensible=False, implemented=False),
+    Axis("parametrization", "how init, lr and logit multipliers scale with width (n_embd vs mup_base_width)", [
+        Choice("standard", "every width alike: the init, lr and attn_scale the other keys give",
+               "Radford et al. 2019 (GPT-2); nanoGPT"),
+        Choice("mup", "hidden matrices' init std * sqrt(b/C) and AdamW lr * b/C, attention q.k / head_size, "
+               "logits * b/C (b = mup_base_width)", "Yang et al. 2022 (Tensor Programs V, table 3); nanoGPT-mup",
+               traits={"mup": True}),
+    ], extensible=False, figures=(ATTN, EARLY), traits={"mup": False},
+       excludes={"mup": {"attn_scale": ("unscaled",), "init": ("xavier", "small")}}),
 ]}
 
 

@@ -46,6 +46,11 @@ class ModelConfig:
     mlp_ratio: float = 4
     tie_weights: bool = _axis("tie_weights")
     init: str = _axis("init")
+    qk_norm: bool = _axis("qk_norm")
+    logit_softcap: float = 0.0  # c > 0: logits <- c * tanh(logits / c) (Gemma 2); 0: off
+    z_loss: float = 0.0         # w > 0: w * mean(logsumexp(logits)^2) added to the training loss (PaLM)
+    parametrization: str = _axis("parametrization")
+    mup_base_width: int = 384   # the n_embd at which mup equals standard (the width the lr was tuned at)
     vocab_size: int | None = None  # comes from the data
     # plugin components' own keys (gptlab.register(..., options=...)): saved as model leaves
     options: Mapping[str, Any] = field(default_factory=dict, hash=False, metadata={"internal": True})
@@ -60,8 +65,12 @@ class ModelConfig:
                 object.__setattr__(self, f.name, _check_axis(AXES[f.name], getattr(self, f.name), active))
         object.__setattr__(self, "options", _check_options(self, active))
         check_combination(self.values())
-        for key in ("block_size", "n_layer", "n_head", "n_embd"):
+        for key in ("block_size", "n_layer", "n_head", "n_embd", "mup_base_width"):
             _require(getattr(self, key) >= 1, key, "must be at least 1")
+        _require(self.logit_softcap >= 0, "logit_softcap", f"must not be negative, got {self.logit_softcap}",
+                 "use 0 (off) or a positive cap, e.g. logit_softcap=30")
+        _require(self.z_loss >= 0, "z_loss", f"must not be negative, got {self.z_loss}",
+                 "use 0 (off) or a positive weight, e.g. z_loss=1e-4")
         _require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         _require(self.mlp_hidden >= 1, "mlp_ratio", f"mlp_ratio={self.mlp_ratio} leaves the MLP no units",
                  "use a larger mlp_ratio")
@@ -125,6 +134,11 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
+    # optimizer=muon: torch.optim.Muon on the 2-D hidden matrices, AdamW (lr, betas) on the rest
+    optimizer: str = _choice("adamw", "muon", default="adamw")
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
+    muon_adjust_lr: str = _choice("original", "match_rms_adamw", default="original")  # torch's adjust_lr_fn
     eval_interval: int = 250
     eval_steps: int = 200
     seed: int = 0
@@ -146,6 +160,9 @@ class TrainConfig:
         for key in ("lr", "min_lr", "weight_decay", "grad_clip", "warmup_steps"):
             _require(getattr(self, key) >= 0, key, "must not be negative")
         _require(self.lr > 0, "lr", "must be > 0 (with lr=0 nothing is learned)", "use e.g. lr=1e-3")
+        _require(self.muon_lr > 0, "muon_lr", "must be > 0 (with muon_lr=0 the hidden matrices never move)",
+                 "use e.g. muon_lr=0.02")
+        _require(0.0 <= self.muon_momentum < 1.0, "muon_momentum", "must be in [0, 1)", "use e.g. muon_momentum=0.95")
         _require(0 <= self.seed < 2**63, "seed", "must be in [0, 2^63)")
         for key in ("beta1", "beta2"):
             _require(0.0 <= getattr(self, key) < 1.0, key, "must be in [0, 1)")
