@@ -14,10 +14,10 @@ def n_params(module) -> int:
 
 
 def test_registry_covers_every_config_choice():
-    assert set(MLPS.names()) == {"gelu", "relu", "swiglu"}
+    assert set(MLPS.names()) == {"gelu", "relu", "swiglu", "relu2"}
 
 
-@pytest.mark.parametrize("activation", ["gelu", "relu", "swiglu"])
+@pytest.mark.parametrize("activation", ["gelu", "relu", "swiglu", "relu2"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_every_activation_runs_and_backprops(activation, bias):
     torch.manual_seed(0)

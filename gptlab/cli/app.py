@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from gptlab import __version__
-from gptlab.cli import (attention_cmd, bench_cmd, eval_cmd, generate_cmd, memory_cmd, report_cmd, run_cmd,
-                        sweep_cmd, sync_cmd, train_cmd)
+from gptlab.cli import (attention_cmd, bench_cmd, diagnose_cmd, eval_cmd, generate_cmd, memory_cmd, report_cmd,
+                        run_cmd, sweep_cmd, sync_cmd, train_cmd)
 from gptlab.cli.common import EXTRA_ARGS, user_errors
 from gptlab.cli.config_help import CONFIG_ARGS, ConfigHelpCommand
 
@@ -37,6 +37,7 @@ for command, extra in ((train_cmd.train, True), (generate_cmd.generate, False), 
     shape = dict(context_settings=EXTRA_ARGS, cls=ConfigHelpCommand,
                  options_metavar=f"[OPTIONS] {CONFIG_ARGS}") if extra else {}
     app.command(command.__name__, **shape)(user_errors(command))
+app.add_typer(diagnose_cmd.app)  # gptlab diagnose coord-check
 
 
 # click's exceptions, from whichever click typer parses with (its own vendored copy in recent typers)

@@ -12,9 +12,11 @@ from torch import Tensor, nn
 
 from gptlab.axes import AXES
 from gptlab.config import ModelConfig
+from gptlab.model.mup import PARAMETRIZATIONS
 from gptlab.model.positions import POSITIONS
 
 ATTN_SCALES = AXES["attn_scale"]  # value -> (head_size -> logit scale)
+from gptlab.model.qk_norm import QK_NORMS
 BACKENDS = ("auto", "fused", "manual")
 
 
@@ -65,13 +67,16 @@ def attention_entropy(att: Tensor) -> Tensor:
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention (Vaswani et al. 2017, eq. 1 and sec. 3.2.2), as GPT-2:
         head_h = softmax(scale * q_h k_h^T + bias_h + causal mask) v_h,  out = proj(concat_h head_h)
-    q, k, v from one (C, 3C) projection; `scale` from the attn_scale axis, rope's rotation of q and k
+    q, k, v from one (C, 3C) projection; `scale` from the attn_scale axis (1 / head_size instead under
+    parametrization=mup), q and k normalised per head by the qk_norm axis, then rope's rotation of q and k
     and alibi's `bias` from the pos_encoding axis."""
 
     def __init__(self, cfg: ModelConfig, backend: str = "auto") -> None:
         super().__init__()
         self.n_head = cfg.n_head
-        self.scale = ATTN_SCALES.get(cfg.attn_scale)(cfg.head_size)
+        scale = ATTN_SCALES.get(cfg.attn_scale)(cfg.head_size)
+        self.scale = PARAMETRIZATIONS.get(cfg.parametrization).attention_scale(cfg, scale)
+        self.qk_norm = QK_NORMS.get(cfg.qk_norm)(cfg)                     # per-head RMSNorm, or identity
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v for all heads at once
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)     # residual output projection
         self.positions = POSITIONS.get(cfg.pos_encoding).attention(cfg)  # rope rotation / alibi bias
@@ -92,6 +97,7 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         q, k = self.positions.rotate(q, k)                        # rope only; identity otherwise
         bias = self.positions.bias(T, x.device)                   # alibi: (nh, T, T); otherwise None
+        q, k = self.qk_norm(q, k)                                 # QK-norm before rope, as OLMo 2
         manual = self.record_stats or self.backend == "manual"
         y = self._manual(q, k, v, bias) if manual else self._fused(q, k, v, bias)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)          # heads side by side again

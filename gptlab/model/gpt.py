@@ -1,10 +1,11 @@
 """The decoder-only GPT: token embedding, positions, blocks, final norm, LM head.
 
-    idx (B, T) -> tok_emb -> pos_emb -> dropout -> blocks x n_layer -> norm_f -> lm_head -> logits (B, T, V)
+    idx (B, T) -> tok_emb -> pos_emb -> dropout -> blocks x n_layer -> norm_f -> lm_head -> out -> logits (B, T, V)
 
 `norm_f` is the configured norm for pre-norm models and nn.Identity for post-norm ones (each post-norm
-block already ends in a norm, as in the original Transformer). Every part is the component its axis
-names (gptlab/axes.py); weights start as `init` says. No loss inside: the trainer owns it.
+block already ends in a norm, as in the original Transformer). `out` is μP's logit multiplier and the
+logit soft cap when they are on, else nn.Identity (gptlab/model/logits.py). Every part is the component
+its axis names (gptlab/axes.py); weights start as `init` says. No loss inside: the trainer owns it.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from gptlab.model.attention import check_backend
 from gptlab.model.block import BLOCKS, PLACEMENTS
 from gptlab.model.init import INITS
 from gptlab.model.norms import NORMS
+from gptlab.model.logits import output_logits
 from gptlab.model.positions import POSITIONS
 
 
@@ -39,12 +41,13 @@ class GPT(nn.Module):
         if config.tie_weights:
             self.lm_head.weight = self.tok_emb.weight  # one tensor, (V, C)
         INITS.get(config.init)(config)(self)
+        self.out = output_logits(config)  # μP multiplier, soft cap; nn.Identity by default
 
     def forward(self, idx: Tensor) -> Tensor:
         x = self.drop(self.pos_emb(self.tok_emb(idx)))  # (B, T) -> (B, T, C)
         for block in self.blocks:
             x = block(x)                                 # (B, T, C)
-        return self.lm_head(self.norm_f(x))              # (B, T, V)
+        return self.out(self.lm_head(self.norm_f(x)))    # (B, T, V)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count, tied weights once. `non_embedding` leaves out the token and position

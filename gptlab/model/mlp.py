@@ -1,6 +1,7 @@
-"""Position-wise feed-forward layers, one per `activation` value (gptlab/axes.py): gelu | relu | swiglu.
+"""Position-wise feed-forward layers, one per `activation` value (gptlab/axes.py): gelu | relu | swiglu |
+relu2.
 
-gelu and relu have two matrices, C -> H -> C, with H = cfg.mlp_hidden = mlp_ratio * C. SwiGLU has three,
+gelu, relu and relu2 have two matrices, C -> H -> C, with H = cfg.mlp_hidden = mlp_ratio * C. SwiGLU has three,
 so cfg.mlp_hidden gives it about 2/3 of that width (the `gated` trait in gptlab/axes.py), rounded so
 its parameter count matches the two-matrix MLP's; every activation study compares equal-size models,
 as Shazeer (2020) did.
@@ -62,3 +63,17 @@ def relu_mlp(cfg: ModelConfig) -> nn.Module:
 @MLPS.register("swiglu")
 def swiglu_mlp(cfg: ModelConfig) -> nn.Module:
     return SwiGLU(cfg)
+
+
+class ReLU2(nn.Module):
+    """Squared ReLU, relu(x)^2 (So et al. 2021, "Primer: Searching for Efficient Transformers for Language
+    Modeling", sec. 3: the activation their search found; modded-nanogpt's `F.relu(x).square()`)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x).square()
+
+
+@MLPS.register("relu2")
+def relu2_mlp(cfg: ModelConfig) -> nn.Module:
+    """Primer's MLP: proj(relu(fc x)^2), two matrices, hidden mlp_ratio * C."""
+    return MLP(cfg, ReLU2())

@@ -29,6 +29,7 @@ from gptlab.store import RunLocked, Status
 from gptlab.store.layout import LOCKED
 from gptlab.train.device import kept_runtime, resolve_runtime
 from gptlab.train.diag import build_diagnostics
+from gptlab.train.evaluate import z_loss
 from gptlab.train.muon import split_parameters
 from gptlab.train.optim import hidden_lr_scale, is_mup, lr_at
 from gptlab.train.provenance import provenance
@@ -143,6 +144,7 @@ class _Pack:
         t, M = self.cfg.train, len(self.members)
         if measure:
             self.diag.before_forward()
+        self.last_z_loss: torch.Tensor | None = None  # z_loss > 0: each member's last weighted z term (M,)
         total = torch.zeros(M, device=self.rt.device)
         for _ in range(t.grad_accum):
             batches = [m.sampler() for m in self.members]
@@ -151,9 +153,16 @@ class _Pack:
             with self.rt.autocast:
                 logits = self.model(x)               # (M*B, T, V)
             loss = _member_losses(logits, y, M) / t.grad_accum  # (M,)
-            loss.sum().backward()                    # members share no weights: each gets its own gradient
+            if z_total is None:
+                loss.sum().backward()                # members share no weights: each gets its own gradient
+            else:                                    # z_loss > 0: each member's weighted z term joins its objective
+                z = z_weight * _member_z_losses(logits, M) / t.grad_accum  # (M,)
+                (loss + z).sum().backward()
+                z_total += z.detach()
             total += loss.detach()
         if measure:
+        z_weight = self.cfg.model.z_loss
+        z_total = torch.zeros(M, device=self.rt.device) if z_weight > 0 else None
             self.diag.after_backward()
         clip_per_member(self.params, self.clip)
         self.opt.step(lr, self.active, all(self.alive))
@@ -163,6 +172,7 @@ class _Pack:
         return total
 
     @torch.no_grad()
+        self.last_z_loss = z_total
     def _eval(self) -> list[float]:
         """Every member's loss on the same fixed windows as unpacked (trainer's evaluate, stacked)."""
         t, M, T = self.cfg.train, len(self.members), self.cfg.model.block_size
@@ -261,6 +271,7 @@ class _Pack:
                     continue
                 member.step = self.step
                 member.train_tokens += steps * tokens_per_step
+            zs = self.last_z_loss.tolist() if self.last_z_loss is not None else None
                 member.train_time += elapsed
                 row = {"step": self.step, "train/loss": losses[i], "lr": lrs[i], "tokens_per_s": speed}
                 if bad[i] or not losses[i] < self.diverge_at:
@@ -273,6 +284,8 @@ class _Pack:
             for i, row in rows.items():
                 if vals is not None:
                     row["val/loss"] = vals[i]
+                if zs is not None:
+                    row["train/z_loss"] = zs[i]
                 self.members[i].emit(row, eta_s=eta)
                 if vals is not None and not math.isfinite(vals[i]):
                     self._diverge(i, f"diverged at step {self.step}: val loss {vals[i]}")
@@ -308,6 +321,11 @@ def _member_losses(logits: torch.Tensor, targets: torch.Tensor, M: int) -> torch
     """lm_loss per member: mean next-token cross-entropy over its own rows. logits (M*B, T, V) -> (M,)"""
     flat = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
     return flat.view(M, -1).mean(1)
+
+
+def _member_z_losses(logits: torch.Tensor, M: int) -> torch.Tensor:
+    """z_loss (gptlab/train/evaluate.py) of each member on its own rows: (M*B, T, V) -> (M,)"""
+    return torch.stack([z_loss(lg) for lg in logits.view(M, -1, *logits.shape[1:]).unbind(0)])
 
 
 def _member_state_dict(member: Member, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -17,6 +17,8 @@ touches no graph.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor, nn
 
@@ -24,7 +26,7 @@ from gptlab.config import RunConfig
 from gptlab.dataset import sample_batch, windows_to_batch
 from gptlab.train.device import Runtime
 from gptlab.train.diag import build_diagnostics
-from gptlab.train.evaluate import lm_loss
+from gptlab.train.evaluate import lm_loss, z_loss
 from gptlab.train.optim import build_optimizer
 
 
@@ -49,6 +51,13 @@ def _train_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 
 def _eval_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return lm_loss(model(x), y)  # the same computation, its own code object: its own compiled graph
+def _train_loss_z(model: nn.Module, x: Tensor, y: Tensor, weight: float) -> tuple[Tensor, Tensor]:
+    """z_loss > 0: (cross-entropy, weight * z-loss) from one forward; the step backpropagates their sum
+    and reports them apart (train/loss stays the cross-entropy that val/loss is)."""
+    logits = model(x)
+    return lm_loss(logits, y), weight * z_loss(logits)
+
+
 
 
 class TrainStep:
@@ -57,11 +66,14 @@ class TrainStep:
         self.cfg, self.rt, self.model = cfg, runtime, model
         runtime.prepare(model)
         self.opt = build_optimizer(model, t, fused=runtime.fused_adamw)
-        self.train_loss, self.eval_loss = _train_loss, _eval_loss
+        self.z_weight = cfg.model.z_loss
+        self.eager_loss = functools.partial(_train_loss_z, weight=self.z_weight) if self.z_weight > 0 else _train_loss
+        self.train_loss, self.eval_loss = self.eager_loss, _eval_loss
+        self.last_z_loss: Tensor | None = None  # z_loss > 0: the last step's weighted z-loss term, on the device
         if runtime.compile:
             # CUDA graphs: shapes are static here (fixed batch, fixed eval batches)
             mode = "reduce-overhead" if runtime.cuda_graphs else None
-            self.train_loss = torch.compile(_train_loss, mode=mode)
+            self.train_loss = torch.compile(self.eager_loss, mode=mode)
             self.eval_loss = torch.compile(_eval_loss, mode=mode)
         self.sampler = BatchSampler(train_data, t.batch_size, cfg.model.block_size, t.seed, runtime.device_sampling)
         self.scaler = torch.amp.GradScaler(enabled=runtime.needs_scaler)
@@ -73,7 +85,7 @@ class TrainStep:
         t = self.cfg.train
         for group in self.opt.param_groups:  # muon_lr / lr for Muon's, μP's width factor (gptlab/train/optim.py)
             group["lr"] = lr * group.get("lr_scale", 1.0)
-        loss_fn = _train_loss if measure else self.train_loss
+        loss_fn = self.eager_loss if measure else self.train_loss
         if measure:
             self.diag.before_forward()
         total = torch.zeros((), device=self.rt.device)
@@ -82,16 +94,22 @@ class TrainStep:
                 torch.compiler.cudagraph_mark_step_begin()
             x, y = self.sampler()
             with self.rt.autocast:
-                loss = loss_fn(self.model, x, y)
+        z_total = torch.zeros((), device=self.rt.device) if self.z_weight > 0 else None
+                out = loss_fn(self.model, x, y)
+            loss, z = out if z_total is not None else (out, None)  # z_loss > 0: (cross-entropy, z term)
             if t.grad_accum > 1:
                 loss = loss / t.grad_accum
-            self.scaler.scale(loss).backward()
+                z = None if z is None else z / t.grad_accum
+            self.scaler.scale(loss if z is None else loss + z).backward()
             total += loss.detach()
         if t.grad_clip > 0 or measure:
             self.scaler.unscale_(self.opt)  # clip and measure the real gradients (a no-op unless fp16)
         if measure:
             self.diag.after_backward()
         if t.grad_clip > 0:
+            if z is not None:
+                z_total += z.detach()
+        self.last_z_loss = z_total
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()

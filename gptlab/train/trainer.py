@@ -274,6 +274,8 @@ class _Loop:
                 self._emit(row)
                 self.progress.message(f"{self.meta.name} diverged at step {self.step}: train loss {train_loss}")
                 return "diverged"
+            if self.step_fn.last_z_loss is not None:  # z_loss > 0: its weighted term, apart from train/loss
+                row["train/z_loss"] = self.step_fn.last_z_loss.item()
             if measure:
                 row.update(self.diag.collect(tokens_per_s=row["tokens_per_s"]))
             if at_eval:
