@@ -133,6 +133,7 @@ class _Pack:
                 torch.cuda.set_rng_state(resumed_states[0]["cuda_rng"].cpu(), runtime.device)
         self.clip = torch.tensor([x.grad_clip for x in tt], device=runtime.device)
         self.active = torch.ones(M, dtype=torch.bool, device=runtime.device)
+        self.last_z_loss: torch.Tensor | None = None  # z_loss > 0: each member's last weighted z term (M,)
         self.alive = [True] * M
         self.eval_starts = eval_windows(data.val, self.cfg.model.block_size, t.eval_steps * t.batch_size)
         self.diverge_at = max(100.0, 10 * math.log(self.cfg.model.vocab_size))
@@ -144,8 +145,9 @@ class _Pack:
         t, M = self.cfg.train, len(self.members)
         if measure:
             self.diag.before_forward()
-        self.last_z_loss: torch.Tensor | None = None  # z_loss > 0: each member's last weighted z term (M,)
         total = torch.zeros(M, device=self.rt.device)
+        z_weight = self.cfg.model.z_loss
+        z_total = torch.zeros(M, device=self.rt.device) if z_weight > 0 else None
         for _ in range(t.grad_accum):
             batches = [m.sampler() for m in self.members]
             x = torch.cat([b[0] for b in batches])   # (M*B, T), member-major
@@ -160,9 +162,8 @@ class _Pack:
                 (loss + z).sum().backward()
                 z_total += z.detach()
             total += loss.detach()
+        self.last_z_loss = z_total
         if measure:
-        z_weight = self.cfg.model.z_loss
-        z_total = torch.zeros(M, device=self.rt.device) if z_weight > 0 else None
             self.diag.after_backward()
         clip_per_member(self.params, self.clip)
         self.opt.step(lr, self.active, all(self.alive))
@@ -172,7 +173,6 @@ class _Pack:
         return total
 
     @torch.no_grad()
-        self.last_z_loss = z_total
     def _eval(self) -> list[float]:
         """Every member's loss on the same fixed windows as unpacked (trainer's evaluate, stacked)."""
         t, M, T = self.cfg.train, len(self.members), self.cfg.model.block_size
@@ -261,6 +261,7 @@ class _Pack:
             if not (at_eval or self.step % self.cfg.log.log_interval == 0):
                 continue
             losses, bad = loss.tolist(), nonfinite.tolist()  # the host sync
+            zs = self.last_z_loss.tolist() if self.last_z_loss is not None else None
             now = time.perf_counter()
             elapsed, steps = now - tick, self.step - tick_step
             speed = round(steps * tokens_per_step / elapsed, 1) if elapsed > 0 else None
@@ -271,9 +272,10 @@ class _Pack:
                     continue
                 member.step = self.step
                 member.train_tokens += steps * tokens_per_step
-            zs = self.last_z_loss.tolist() if self.last_z_loss is not None else None
                 member.train_time += elapsed
                 row = {"step": self.step, "train/loss": losses[i], "lr": lrs[i], "tokens_per_s": speed}
+                if zs is not None:
+                    row["train/z_loss"] = zs[i]
                 if bad[i] or not losses[i] < self.diverge_at:
                     member.emit(row)
                     self._diverge(i, f"diverged at step {self.step}: train loss {losses[i]}")
@@ -284,8 +286,6 @@ class _Pack:
             for i, row in rows.items():
                 if vals is not None:
                     row["val/loss"] = vals[i]
-                if zs is not None:
-                    row["train/z_loss"] = zs[i]
                 self.members[i].emit(row, eta_s=eta)
                 if vals is not None and not math.isfinite(vals[i]):
                     self._diverge(i, f"diverged at step {self.step}: val loss {vals[i]}")
