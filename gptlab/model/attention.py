@@ -14,9 +14,9 @@ from gptlab.axes import AXES
 from gptlab.config import ModelConfig
 from gptlab.model.mup import PARAMETRIZATIONS
 from gptlab.model.positions import POSITIONS
+from gptlab.model.qk_norm import QK_NORMS
 
 ATTN_SCALES = AXES["attn_scale"]  # value -> (head_size -> logit scale)
-from gptlab.model.qk_norm import QK_NORMS
 BACKENDS = ("auto", "fused", "manual")
 
 
@@ -95,9 +95,9 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        q, k = self.qk_norm(q, k)                                 # QK-norm before rope, as OLMo 2
         q, k = self.positions.rotate(q, k)                        # rope only; identity otherwise
         bias = self.positions.bias(T, x.device)                   # alibi: (nh, T, T); otherwise None
-        q, k = self.qk_norm(q, k)                                 # QK-norm before rope, as OLMo 2
         manual = self.record_stats or self.backend == "manual"
         y = self._manual(q, k, v, bias) if manual else self._fused(q, k, v, bias)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)          # heads side by side again

@@ -19,8 +19,8 @@ from gptlab.errors import ConfigError, closest
 from gptlab.model.attention import check_backend
 from gptlab.model.block import BLOCKS, PLACEMENTS
 from gptlab.model.init import INITS
-from gptlab.model.norms import NORMS
 from gptlab.model.logits import output_logits
+from gptlab.model.norms import NORMS
 from gptlab.model.positions import POSITIONS
 
 
@@ -40,8 +40,8 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(C, V, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.tok_emb.weight  # one tensor, (V, C)
-        INITS.get(config.init)(config)(self)
         self.out = output_logits(config)  # μP multiplier, soft cap; nn.Identity by default
+        INITS.get(config.init)(config)(self)
 
     def forward(self, idx: Tensor) -> Tensor:
         x = self.drop(self.pos_emb(self.tok_emb(idx)))  # (B, T) -> (B, T, C)

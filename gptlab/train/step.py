@@ -49,8 +49,6 @@ def _train_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return lm_loss(model(x), y)  # x, y (B, T) -> 0-dim
 
 
-def _eval_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    return lm_loss(model(x), y)  # the same computation, its own code object: its own compiled graph
 def _train_loss_z(model: nn.Module, x: Tensor, y: Tensor, weight: float) -> tuple[Tensor, Tensor]:
     """z_loss > 0: (cross-entropy, weight * z-loss) from one forward; the step backpropagates their sum
     and reports them apart (train/loss stays the cross-entropy that val/loss is)."""
@@ -58,6 +56,8 @@ def _train_loss_z(model: nn.Module, x: Tensor, y: Tensor, weight: float) -> tupl
     return lm_loss(logits, y), weight * z_loss(logits)
 
 
+def _eval_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return lm_loss(model(x), y)  # the same computation, its own code object: its own compiled graph
 
 
 class TrainStep:
@@ -89,12 +89,12 @@ class TrainStep:
         if measure:
             self.diag.before_forward()
         total = torch.zeros((), device=self.rt.device)
+        z_total = torch.zeros((), device=self.rt.device) if self.z_weight > 0 else None
         for _ in range(t.grad_accum):
             if self.rt.cuda_graphs:  # a new replay may reuse the previous one's output memory (GPU only)
                 torch.compiler.cudagraph_mark_step_begin()
             x, y = self.sampler()
             with self.rt.autocast:
-        z_total = torch.zeros((), device=self.rt.device) if self.z_weight > 0 else None
                 out = loss_fn(self.model, x, y)
             loss, z = out if z_total is not None else (out, None)  # z_loss > 0: (cross-entropy, z term)
             if t.grad_accum > 1:
@@ -102,14 +102,14 @@ class TrainStep:
                 z = None if z is None else z / t.grad_accum
             self.scaler.scale(loss if z is None else loss + z).backward()
             total += loss.detach()
+            if z is not None:
+                z_total += z.detach()
+        self.last_z_loss = z_total
         if t.grad_clip > 0 or measure:
             self.scaler.unscale_(self.opt)  # clip and measure the real gradients (a no-op unless fp16)
         if measure:
             self.diag.after_backward()
         if t.grad_clip > 0:
-            if z is not None:
-                z_total += z.detach()
-        self.last_z_loss = z_total
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
