@@ -109,13 +109,13 @@ def _analyze_runs(sub: LoadedRuns, experiment: str, spec: dict[str, Any] | None,
     samples = label_samples(sub.runs, values, design.labels)
     if factors is not None:
         model = fit_effects(factors, sub.runs, values)
-        rows = model.rows + simple_effects(factors, samples, margin)
+        rows = model.rows + simple_effects(factors, samples, margin, compare.pairing)
         notes = describe_design(factors, sub.runs, design.labels, model, compare.metric)
     params = label_params(sub.runs, design.labels)
     tested = {(r["variant"], r["baseline"]) for _, r in table.iterrows() if r["tested"]}
     tested |= {tuple(r["pair"]) for r in rows if r.get("pair")}
     pairs = matched_pairs(params, design.varying, design.label_config)
-    rows += matched_rows(pairs, params, samples, tested, margin)
+    rows += matched_rows(pairs, params, samples, tested, margin, compare.pairing)
     effects = effects_frame(rows)
     family = adjust_family(table, effects, compare.correction)
     return Analysis(experiment, sub, spec, compare, design, table, note, factors, effects, notes, family)

@@ -56,7 +56,7 @@ def _seeds_phrase(n: float) -> str:
 
 def verdict(row: Any, compare: Criterion) -> str:
     """The verdict words of one tested two-sample comparison (a summary row or a one-factor effect)."""
-    if row["exact"]:
+    if row["exact"] and row.get("pairing") != "paired":
         return "every seed gave the same value on both sides, so no uncertainty can be given"
     if math.isnan(row["diff_ci_low"]):
         return "no uncertainty can be given with a single seed"
@@ -93,6 +93,9 @@ def comparison(row: Any, base: Any, compare: Criterion) -> str:
         head = (f"{label} has {fmt(abs(diff), places)} {'higher' if diff > 0 else 'lower'} {metric} "
                 f"than {base_label}")
     seeds = f"{row['n']} vs {base['n']} seeds"
+    if row.get("pairing") == "paired":
+        left = int(row.get("only_a", 0) or 0) + int(row.get("only_b", 0) or 0)
+        seeds = f"{int(row['pairs'])} seed pairs" + (f", {left} unpaired seed{'s' * (left != 1)} left out" if left else "")
     if math.isnan(row["diff_ci_low"]):
         return f"{head} ({seeds}): {verdict(row, compare)} (figure {FIG_METRIC})."
     ci = f"95% CI {fmt(row['diff_ci_low'], places)} to {fmt(row['diff_ci_high'], places)}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptlab.stats.corrections import CORRECTIONS  # the analysis owns the names it computes
+from gptlab.stats.corrections import CORRECTIONS, PAIRINGS  # the statistics own the names they compute
 from gptlab.config import RunConfig, build_config, flatten_overrides
 from gptlab.errors import ConfigError, UserError, closest
 from gptlab.overrides import format_value
@@ -20,7 +20,7 @@ from gptlab.runner.design import Adaptive, Scale, Size, Tune, parse_scale, parse
 from gptlab.yamlio import line_of, load_yaml
 
 TOP_KEYS = ("name", "description", "base", "grid", "variants", "seeds", "compare", "tune", "scale")
-COMPARE_KEYS = ("metric", "goal", "baseline", "margin", "correction")
+COMPARE_KEYS = ("metric", "goal", "baseline", "margin", "correction", "pairing")
 NAME_RE = re.compile(r"[A-Za-z0-9_][\w.+=]*")
 
 
@@ -31,6 +31,7 @@ class Compare:
     baseline: str | None = None
     margin: float | None = None  # equivalence margin in metric units; None: the report's default
     correction: str = "holm"
+    pairing: str = "auto"  # auto | seed | none: compare within each seed (gptlab.stats.paired)
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,8 @@ def _compare(value: Any, variants: dict[str, Any], fail) -> Compare:
     if out.correction not in CORRECTIONS:
         fail(f"invalid choice '{out.correction}'", ("compare", "correction"),
              "choose one of: " + ", ".join(CORRECTIONS))
+    if out.pairing not in PAIRINGS:
+        fail(f"invalid choice '{out.pairing}'", ("compare", "pairing"), "choose one of: " + ", ".join(PAIRINGS))
     return out
 
 

@@ -99,10 +99,10 @@ def count(n: float) -> str:
 
 
 def matched_rows(pairs: list[tuple[str, str]], params: dict[str, float], samples: dict[str, Any],
-                 already: set[tuple[str, str]], margin: float) -> list[dict[str, Any]]:
+                 already: set[tuple[str, str]], margin: float, pairing: str = "none") -> list[dict[str, Any]]:
     """Comparisons of matched-parameter pairs not already tested, as effects rows."""
     from gptlab.stats.effects import pair_row
 
     return [pair_row("matched parameters", f"{a} - {b} at matched parameters ({count(params[a])} vs "
-                     f"{count(params[b])})", "matched", (a, b), samples, margin)
+                     f"{count(params[b])})", "matched", (a, b), samples, margin, pairing)
             for a, b in pairs if (a, b) not in already and (b, a) not in already]

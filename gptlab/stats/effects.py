@@ -98,7 +98,8 @@ def factors_of(label_config: pd.DataFrame, baseline: str | None) -> Factors:
 
 # ---- simple effects -----------------------------------------------------------------------------
 
-def simple_effects(factors: Factors, samples: dict[str, np.ndarray], margin: float) -> list[dict[str, Any]]:
+def simple_effects(factors: Factors, samples: dict[str, pd.Series], margin: float,
+                   pairing: str = "none") -> list[dict[str, Any]]:
     """Every non-reference cell against the cell that differs from it only by being at the reference."""
     by_cell = {cell: lab for lab, cell in factors.cells.items()}
     rows = []
@@ -112,14 +113,15 @@ def simple_effects(factors: Factors, samples: dict[str, np.ndarray], margin: flo
                 continue  # a cell nobody ran, or one without finished runs: nothing to compare
             others = factors.where(lab, skip=(f,))
             rows.append(pair_row(f, f"{f} {cell[i]} - {ref}" + (f" at {others}" if others else ""), "simple",
-                                 (lab, base), samples, margin))
+                                 (lab, base), samples, margin, pairing))
     return rows
 
 
-def pair_row(term: str, contrast: str, kind: str, pair: tuple[str, str], samples: dict[str, np.ndarray],
-             margin: float) -> dict[str, Any]:
+def pair_row(term: str, contrast: str, kind: str, pair: tuple[str, str], samples: dict[str, pd.Series],
+             margin: float, pairing: str = "none") -> dict[str, Any]:
     """An effects row comparing two cells, with the same statistics as a summary.csv comparison."""
-    stats = pair_stats(samples.get(pair[0], np.array([])), samples.get(pair[1], np.array([])), margin)
+    empty = pd.Series([], dtype=float)
+    stats = pair_stats(samples.get(pair[0], empty), samples.get(pair[1], empty), margin, pairing)
     return {"term": term, "contrast": contrast, "kind": kind, "pair": pair, "order": 1, **stats,
             "estimate": stats["diff"], "ci_low": stats["diff_ci_low"], "ci_high": stats["diff_ci_high"]}
 

@@ -1,6 +1,8 @@
 """Per-variant statistics and comparisons against a baseline.
 
-Seeds of a label are treated as independent samples of the compared metric. Only finished runs
+A label's seeds are its samples of the compared metric, kept with their seed (`label_samples`). Two labels are
+compared within each seed where both hold it (`compare: {pairing: auto}`, the default; `gptlab.stats.paired`),
+else as independent samples (Welch; `pairing: none` always). Only finished runs
 enter the numbers (a diverged run has no meaningful loss); the others are counted by status so
 the report can say how often a variant broke. Raw Welch p-values are computed here; whether a
 difference is significant is decided on the p-value adjusted over all tests of the report
@@ -18,13 +20,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from gptlab.stats.inference import mde, pooled_std, seeds_needed, tost, welch_se
 from gptlab.stats.corrections import CORRECTIONS
+from gptlab.stats.inference import mde, pooled_std, seeds_needed, tost, welch_se
+from gptlab.stats.paired import PAIRINGS, pair_up, paired_stats, uses_pairs
 from gptlab.store import STATUS_ORDER
 
 CSV_COLUMNS = ["variant", "n", "metric", "mean", "std", "ci_low", "ci_high", "diff", "diff_ci_low",
                "diff_ci_high", "p_value", "p_adjusted", "significant", "equivalent", "mde", "health",
-               "n_diverged", "n_failed"]
+               "n_diverged", "n_failed", "pairing", "pairs", "pair_corr"]
 SUMMARY_KEYS = ("best_val_loss", "final_val_loss", "tokens_per_s", "wall_s", "steps", "n_params")
 LOSS_MARGIN = 0.02  # nats: the default equivalence margin for a loss
 
@@ -32,23 +35,25 @@ LOSS_MARGIN = 0.02  # nats: the default equivalence margin for a loss
 @dataclass(frozen=True)
 class Criterion:
     """How an experiment's variants are judged: from the spec's `compare:` block, else val/loss,
-    minimize, best variant as baseline, margin 0.02 for a loss, Holm correction."""
+    minimize, best variant as baseline, margin 0.02 for a loss, Holm correction, paired by seed where possible."""
 
     metric: str = "val/loss"
     goal: str = "minimize"
     baseline: str | None = None
     margin: float | None = None  # None: LOSS_MARGIN for a loss, else 2% of the baseline mean
     correction: str = "holm"
+    pairing: str = "auto"  # auto | seed | none (gptlab.stats.paired)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any] | None) -> "Criterion":
         raw = (spec or {}).get("compare") or {}
         margin = raw.get("margin")
         correction = str(raw.get("correction", "holm"))
+        pairing = str(raw.get("pairing", "auto"))
         return cls(str(raw.get("metric", "val/loss")), str(raw.get("goal", "minimize")),
                    None if raw.get("baseline") is None else str(raw["baseline"]),
                    None if margin is None else float(margin),
-                   correction if correction in CORRECTIONS else "holm")
+                   correction if correction in CORRECTIONS else "holm", pairing if pairing in PAIRINGS else "auto")
 
     @property
     def sign(self) -> int:
@@ -189,30 +194,46 @@ def summary_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compa
         row = {"baseline": base, "diff": math.nan, "diff_ci_low": math.nan, "diff_ci_high": math.nan,
                "p_value": math.nan, "p_tost": math.nan, "mde": math.nan, "seeds_needed": math.nan,
                "margin": math.nan, "exact": False, "tested": False, "several": False, "p_adjusted": math.nan,
-               "significant": None, "equivalent": None}
-        a, b = samples[label], samples.get(base, np.array([]))
+               "significant": None, "equivalent": None, "pairing": None, "pairs": math.nan,
+               "pair_corr": math.nan}
+        a, b = samples[label], samples.get(base, _EMPTY)
         if base is not None and base != label and comparable is not None and not comparable(label, base):
             row["several"] = True
         elif base is not None and base != label and len(a) and len(b):
-            row.update(pair_stats(a, b, compare.margin_for(float(np.mean(b)))), tested=True)
+            row.update(pair_stats(a, b, compare.margin_for(float(np.mean(b))), compare.pairing), tested=True)
         extra.append(row)
     table = pd.concat([groups.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
     return table, note
 
 
-def pair_stats(a: np.ndarray, b: np.ndarray, margin: float) -> dict[str, Any]:
-    """Everything one two-sample comparison reports: Welch difference, CI and p; TOST p at the margin;
-    the detectable difference; seeds needed; and whether seeds that agree exactly left no uncertainty."""
+def pair_stats(a: pd.Series, b: pd.Series, margin: float, pairing: str = "none") -> dict[str, Any]:
+    """Everything one comparison reports: the difference, its CI and p; TOST p at the margin; the detectable
+    difference; seeds needed; whether seeds that agree exactly left no uncertainty; and the pairing used.
+    Paired by seed (`gptlab.stats.paired`) when `pairing` allows it, else Welch on independent samples."""
+    if pairing != "none":
+        pairs = pair_up(a, b)
+        if uses_pairs(pairing, pairs):
+            return paired_stats(pairs, margin)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     diff, lo, hi, p = welch(a, b)
     return {"diff": diff, "diff_ci_low": lo, "diff_ci_high": hi, "p_value": p, "p_tost": tost(a, b, margin),
             "mde": mde(a, b), "seeds_needed": seeds_needed(diff, pooled_std(a, b), margin), "margin": margin,
-            "exact": bool(len(a) > 1 and len(b) > 1 and math.isnan(p))}
+            "exact": bool(len(a) > 1 and len(b) > 1 and math.isnan(p)), "pairing": "unpaired", "pairs": math.nan,
+            "pair_corr": math.nan}
 
 
-def label_samples(runs: pd.DataFrame, values: pd.Series, order: list[str]) -> dict[str, np.ndarray]:
-    """The compared value of every finished run, per label."""
+_EMPTY = pd.Series([], dtype=float)
+
+
+def label_samples(runs: pd.DataFrame, values: pd.Series, order: list[str]) -> dict[str, pd.Series]:
+    """The compared value of every finished run, per label, indexed by the run's seed."""
     finished = runs["status"] == "finished"
-    return {lab: values[(runs["label"] == lab) & finished].dropna().to_numpy(dtype=float) for lab in order}
+    out = {}
+    for lab in order:
+        mask = (runs["label"] == lab) & finished & values.notna()
+        out[lab] = pd.Series(values[mask].to_numpy(dtype=float), index=runs.loc[mask, "seed"].to_numpy(),
+                             dtype=float)
+    return out
 
 
 def _first(series: pd.Series) -> float:

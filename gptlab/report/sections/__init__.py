@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Callable
 
 from gptlab.report.blocks import Block
-from gptlab.report.sections import (adaptive, effects, figures, findings, question, results, samples, scale, setup,
-                                     tuning)
+from gptlab.report.sections import (adaptive, effects, figures, findings, pairing, question, results, samples, scale,
+                                   setup, tuning)
 from gptlab.report.sections.context import ReportContext
 
 Section = Callable[[ReportContext], "list[Block]"]
@@ -26,6 +26,7 @@ SECTIONS: list[Section] = [
     adaptive.section,  # adaptive seeds only: the rounds and why each comparison stopped
     tuning.section,  # tuned studies only: the value each variant is compared at
     results.section,
+    pairing.section,  # paired comparisons only: pairs, correlation, seeds saved
     effects.section,  # several factors only
     scale.section,  # scale studies only: the effect against model size
     figures.section,

@@ -22,4 +22,14 @@ def _method(ctx: ReportContext) -> str:
            if "adaptive" in ctx.extras else f" {ctx.tests}")
     return (f"Compared: **{c.metric}** ({c.goal}, best value over each run), baseline: **{ctx.baseline}**. "
             "Only finished runs enter the statistics; intervals are 95% t-intervals (unadjusted), differences use "
-            f"Welch's t-test, equivalence two one-sided tests (TOST) at the margin {margin_text}.{how}").strip()
+            f"{_test(ctx)}, equivalence two one-sided tests (TOST) at the margin {margin_text}.{how}").strip()
+
+
+def _test(ctx: ReportContext) -> str:
+    """Which two-sample test the comparisons used."""
+    used = set(ctx.table["pairing"].dropna()) if "pairing" in ctx.table else set()
+    if "paired" not in used:
+        return "Welch's t-test"
+    if "unpaired" in used:
+        return "the paired t-test on per-seed differences where both sides hold a seed (section Pairing), else Welch's"
+    return "the paired t-test on per-seed differences (section Pairing)"
