@@ -30,8 +30,7 @@ from gptlab.store.layout import LOCKED
 from gptlab.train.device import kept_runtime, resolve_runtime
 from gptlab.train.diag import build_diagnostics
 from gptlab.train.evaluate import z_loss
-from gptlab.train.muon import split_parameters
-from gptlab.train.optim import hidden_lr_scale, is_mup, lr_at
+from gptlab.train.optim import hidden_lr_scale, is_mup, lr_at, lr_factors
 from gptlab.train.provenance import provenance
 from gptlab.train.runstart import failure_text, log_start, record_failure
 from gptlab.train.trainer import SAME_STOP_S, RunMeta, note_stop
@@ -118,7 +117,7 @@ class _Pack:
         self.diag = build_diagnostics(self.cfg.log.diagnostics, self.model, runtime, self.cfg.log.log_interval,
                                       members=M, names=names)
         scales = [hidden_lr_scale(m.cfg.model) for m in members]  # μP's width factor, else 1 (no scaling)
-        hidden = {name for name, _ in split_parameters(members[0].model)["hidden"]}
+        hidden = {name for name, f in lr_factors(members[0].model).items() if f != 1.0}
         self.opt = StackedAdamW(self.params, [x.weight_decay for x in tt], [x.beta1 for x in tt],
                                 [x.beta2 for x in tt], hidden, scales if any(is_mup(m.cfg.model) for m in members)
                                 else None)
