@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from gptlab.axes import AXES
 from gptlab.config import ModelConfig
+from gptlab.model.dropout import Dropout
 from gptlab.model.mup import PARAMETRIZATIONS
 from gptlab.model.positions import POSITIONS
 from gptlab.model.qk_norm import QK_NORMS
@@ -81,8 +82,8 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)     # residual output projection
         self.positions = POSITIONS.get(cfg.pos_encoding).attention(cfg)  # rope rotation / alibi bias
         self.dropout = cfg.dropout
-        self.attn_drop = nn.Dropout(cfg.dropout)
-        self.resid_drop = nn.Dropout(cfg.dropout)
+        self.attn_drop = Dropout(cfg.dropout)
+        self.resid_drop = Dropout(cfg.dropout)
         self.backend = check_backend(backend)
         self.record_stats = False
         self.last_logit_std: Tensor | None = None
@@ -98,7 +99,8 @@ class CausalSelfAttention(nn.Module):
         q, k = self.qk_norm(q, k)                                 # QK-norm before rope, as OLMo 2
         q, k = self.positions.rotate(q, k)                        # rope only; identity otherwise
         bias = self.positions.bias(T, x.device)                   # alibi: (nh, T, T); otherwise None
-        manual = self.record_stats or self.backend == "manual"
+        # fused SDPA draws its dropout masks from torch's global generator, not the run's dropout stream
+        manual = self.record_stats or self.backend == "manual" or (self.training and self.dropout > 0)
         y = self._manual(q, k, v, bias) if manual else self._fused(q, k, v, bias)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)          # heads side by side again
         return self.resid_drop(self.proj(y))                      # (B, T, C)

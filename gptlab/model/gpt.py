@@ -18,6 +18,7 @@ from gptlab.config import BUILTIN_KEYS, KEY_SECTION, ModelConfig, import_plugins
 from gptlab.errors import ConfigError, closest
 from gptlab.model.attention import check_backend
 from gptlab.model.block import BLOCKS, PLACEMENTS
+from gptlab.model.dropout import Dropout
 from gptlab.model.init import INITS
 from gptlab.model.logits import output_logits
 from gptlab.model.norms import NORMS
@@ -33,7 +34,7 @@ class GPT(nn.Module):
         C, V = config.n_embd, config.vocab_size
         self.tok_emb = nn.Embedding(V, C)
         self.pos_emb = POSITIONS.get(config.pos_encoding).embedding(config)  # adds positions, or not
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList(BLOCKS.get(config.block)(config) for _ in range(config.n_layer))
         final_norm = PLACEMENTS.get(config.norm_placement).final_norm
         self.norm_f = NORMS.get(config.norm)(config) if final_norm else nn.Identity()

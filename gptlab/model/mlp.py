@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from gptlab.axes import AXES
 from gptlab.config import ModelConfig
+from gptlab.model.dropout import Dropout
 
 MLPS = AXES["activation"]
 
@@ -25,7 +26,7 @@ class MLP(nn.Module):
         self.fc = nn.Linear(cfg.n_embd, cfg.mlp_hidden, bias=cfg.bias)
         self.act = activation
         self.proj = nn.Linear(cfg.mlp_hidden, cfg.n_embd, bias=cfg.bias)  # residual output projection
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, C)
         return self.drop(self.proj(self.act(self.fc(x))))  # (B, T, H) inside
@@ -42,7 +43,7 @@ class SwiGLU(nn.Module):
         self.fc_gate = nn.Linear(cfg.n_embd, cfg.mlp_hidden, bias=cfg.bias)
         self.fc_up = nn.Linear(cfg.n_embd, cfg.mlp_hidden, bias=cfg.bias)
         self.proj = nn.Linear(cfg.mlp_hidden, cfg.n_embd, bias=cfg.bias)  # residual output projection
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, C)
         return self.drop(self.proj(F.silu(self.fc_gate(x)) * self.fc_up(x)))  # (B, T, H) inside

@@ -1,8 +1,11 @@
 """Train a pack: several runs of one architecture as one stacked model in one process.
 
 Each step draws every member's own batch (its own sampler, seeded as unpacked), runs one forward and
-backward over the stacked model, clips each member's gradients on its own and applies each member's
-AdamW with its own learning-rate schedule. Log steps, evals, checkpoints and divergence checks happen
+backward over the stacked model (each member's dropout masks from its own stream), clips each member's
+gradients on its own and applies each member's AdamW with its own learning-rate schedule. On a CPU a
+member's numbers are its unpacked run's, bit for bit, whatever its pack-mates (the stacked matmuls give
+each member the unpacked kernel's bits; norms, losses, clipping and AdamW are computed member by member
+with the unpacked arithmetic: tests/test_pack_independence.py). Log steps, evals, checkpoints and divergence checks happen
 where the unpacked trainer has them; a member that diverges is recorded and masked, the others go on.
 On log steps the trainer's diagnostics (gptlab/train/diag) measure every member on its own slice of the
 stack, so a member logs the `diag/` keys its unpacked run logs, at the same steps.
@@ -18,21 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from gptlab.config import RunConfig
 from gptlab.dataset import eval_windows, load_data, windows_to_batch
 from gptlab.pack.member import Member
 from gptlab.pack.optim import StackedAdamW, clip_per_member
-from gptlab.pack.stacked import stack_models
+from gptlab.pack.stacked import stack_models, use_member_streams
 from gptlab.store import RunLocked, Status
 from gptlab.store.layout import LOCKED
 from gptlab.train.device import kept_runtime, resolve_runtime
 from gptlab.train.diag import build_diagnostics
-from gptlab.train.evaluate import z_loss
+from gptlab.train.evaluate import lm_loss, z_loss
 from gptlab.train.optim import hidden_lr_scale, is_mup, lr_at, lr_factors
 from gptlab.train.provenance import provenance
 from gptlab.train.runstart import failure_text, log_start, record_failure
+from gptlab.train.streams import dropout_generator
 from gptlab.train.trainer import SAME_STOP_S, RunMeta, note_stop
 
 
@@ -124,21 +127,27 @@ class _Pack:
         for i, (member, state) in enumerate(zip(members, states)):
             if state is not None:
                 self.opt.load_member_state(i, member.opt.state_dict()["state"], member.opt_order)
+        # each member's dropout masks from its own stream, continued from its checkpoint when resumed
+        self.dropout_gens = [dropout_generator(x, runtime.device) for x in tt]
+        for gen, state in zip(self.dropout_gens, states):
+            if state is not None and state.get("dropout_rng") is not None:  # none before 0.4.0: fresh masks
+                gen.set_state(state["dropout_rng"].cpu())
+        use_member_streams(self.model, self.dropout_gens)
         resumed_states = [s for s in states if s is not None]
-        torch.manual_seed(tt[0].seed)  # the pack's dropout masks: one stream, each member its own slice
-        if resumed_states:  # the dropout stream continues where the pack stopped
+        torch.manual_seed(tt[0].seed)  # torch's own generator: only a plugin component's randomness uses it
+        if resumed_states:
             torch.set_rng_state(resumed_states[0]["torch_rng"].cpu())
             if resumed_states[0].get("cuda_rng") is not None and runtime.device.type == "cuda":
                 torch.cuda.set_rng_state(resumed_states[0]["cuda_rng"].cpu(), runtime.device)
-        self.clip = torch.tensor([x.grad_clip for x in tt], device=runtime.device)
-        self.active = torch.ones(M, dtype=torch.bool, device=runtime.device)
-        self.last_z_loss: torch.Tensor | None = None  # z_loss > 0: each member's last weighted z term (M,)
+        self.clip = [x.grad_clip for x in tt]
+        self.clip_order = list(dict(members[0].model.named_parameters()))  # clip_grad_norm_'s order
         self.alive = [True] * M
+        self.last_z_loss: torch.Tensor | None = None  # z_loss > 0: each member's last weighted z term (M,)
         self.eval_starts = eval_windows(data.val, self.cfg.model.block_size, t.eval_steps * t.batch_size)
         self.diverge_at = max(100.0, 10 * math.log(self.cfg.model.vocab_size))
 
     # ---- the step ----
-    def _step(self, lr: torch.Tensor, measure: bool = False) -> torch.Tensor:
+    def _step(self, lrs: list[float], measure: bool = False) -> torch.Tensor:
         """One update of every live member; returns the mean loss (M,). With `measure` (log steps
         only) the diagnostics hook in around it, per member, as around the unpacked TrainStep."""
         t, M = self.cfg.train, len(self.members)
@@ -164,8 +173,8 @@ class _Pack:
         self.last_z_loss = z_total
         if measure:
             self.diag.after_backward()
-        clip_per_member(self.params, self.clip)
-        self.opt.step(lr, self.active, all(self.alive))
+        clip_per_member(self.params, self.clip_order, self.clip)
+        self.opt.step(lrs, self.alive)
         if measure:
             self.diag.after_step()
         self.opt.zero_grad()
@@ -252,7 +261,7 @@ class _Pack:
             lrs = [lr_at(self.step, m.cfg.train) for m in self.members]
             measure = self.diag.active(self.step + 1)
             self._in_step = True
-            loss = self._step(torch.tensor(lrs, device=self.rt.device), measure)
+            loss = self._step(lrs, measure)
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
             self._in_step = False
@@ -296,10 +305,10 @@ class _Pack:
         """Record member i diverged and mask it: no more updates, and zero weights so its slice of the
         stacked compute stays finite (NaN/inf would slow every later step)."""
         self.alive[i] = False
-        self.active[i] = False
         with torch.no_grad():
             for p in self.params.values():
                 p[i].zero_()
+        self.opt.reset_member(i)
         self.members[i].end("diverged", message=why)
 
     def _checkpoint(self) -> None:
@@ -313,13 +322,14 @@ class _Pack:
             weights = {name: p[i].detach() for name, p in self.params.items()}
             member.checkpoint(_member_state_dict(member, weights), self.opt.member_state(i, member.opt_order),
                               lr_at(self.step - 1, member.cfg.train) if self.step else member.cfg.train.lr,
-                              member.sampler.generator.get_state(), torch_rng, cuda_rng, chars)
+                              member.sampler.generator.get_state(), torch_rng, cuda_rng,
+                              self.dropout_gens[i].get_state(), chars)
 
 
 def _member_losses(logits: torch.Tensor, targets: torch.Tensor, M: int) -> torch.Tensor:
-    """lm_loss per member: mean next-token cross-entropy over its own rows. logits (M*B, T, V) -> (M,)"""
-    flat = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
-    return flat.view(M, -1).mean(1)
+    """lm_loss of each member on its own rows (the unpacked reduction, so the same bits): (M*B, T, V) -> (M,)"""
+    pairs = zip(logits.view(M, -1, *logits.shape[1:]).unbind(0), targets.view(M, -1, *targets.shape[1:]).unbind(0))
+    return torch.stack([lm_loss(lg, tg) for lg, tg in pairs])
 
 
 def _member_z_losses(logits: torch.Tensor, M: int) -> torch.Tensor:

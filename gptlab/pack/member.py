@@ -23,6 +23,7 @@ from gptlab.train.optim import build_optimizer
 from gptlab.train.progress import ProgressPrinter
 from gptlab.train.step import BatchSampler
 from gptlab.train.runstart import Start, decide_start
+from gptlab.train.streams import run_streams
 from gptlab.train.trainer import RunMeta, run_dir_for
 from gptlab.train.tracking import Tracker
 
@@ -67,10 +68,11 @@ class Member:
         (the optimizer's parameter order and state_dict format) and its batch sampler."""
         t = self.cfg.train
         self.device = runtime.device
-        torch.manual_seed(t.seed)
+        streams = run_streams(t)
+        torch.manual_seed(streams.init)
         self.model = build_model(self.cfg.model).to(runtime.device)
         self.opt = build_optimizer(self.model, t)
-        self.sampler = BatchSampler(train_data, t.batch_size, self.cfg.model.block_size, t.seed,
+        self.sampler = BatchSampler(train_data, t.batch_size, self.cfg.model.block_size, streams.data,
                                     runtime.device_sampling)
         self.n_params = self.model.num_params()
         names = {id(p): n for n, p in self.model.named_parameters()}
@@ -118,7 +120,7 @@ class Member:
 
     def checkpoint(self, model_state: dict[str, torch.Tensor], opt_state: dict[int, dict], lr: float,
                    batch_rng: torch.Tensor, torch_rng: torch.Tensor, cuda_rng: torch.Tensor | None,
-                   chars: list[str]) -> None:
+                   dropout_rng: torch.Tensor, chars: list[str]) -> None:
         """The unpacked trainer's checkpoint, from this member's slice of the pack."""
         self.model.load_state_dict(model_state)
         optimizer = self.opt.state_dict()
@@ -129,7 +131,7 @@ class Member:
             "model": self.model.state_dict(), "optimizer": optimizer,
             "step": self.step, "best_val_loss": self.best, "final_val_loss": self.final,
             "wall_s": self.wall(), "train_tokens": self.train_tokens, "train_time": self.train_time,
-            "batch_rng": batch_rng, "torch_rng": torch_rng, "cuda_rng": cuda_rng,
+            "batch_rng": batch_rng, "torch_rng": torch_rng, "cuda_rng": cuda_rng, "dropout_rng": dropout_rng,
             "config": self.cfg.to_dict(), "chars": chars})
 
     def wall(self) -> float:

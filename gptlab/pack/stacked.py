@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gptlab.model.dropout import dropout_mask
 from gptlab.model.positions import LearnedEmbedding
 
 
@@ -64,7 +65,7 @@ class StackedLearnedPositions(nn.Module):
 
 
 class StackedNorm(nn.Module):
-    """LayerNorm / RMSNorm: normalise without affine, then each member's own gain (and bias)."""
+    """LayerNorm / RMSNorm, each member's slice through the unpacked kernel with its own gain (and bias)."""
 
     def __init__(self, kind: str, weight: nn.Parameter | None, bias: nn.Parameter | None, eps: float | None,
                  members: int) -> None:
@@ -72,34 +73,43 @@ class StackedNorm(nn.Module):
         self.kind, self.weight, self.bias, self.eps, self.members = kind, weight, bias, eps, members  # (M, C)
 
     def forward(self, x: Tensor) -> Tensor:  # (M*B, ..., C)
-        C = x.size(-1)
+        # member by member: the gain's gradient is a sum over the member's rows, and only the unpacked
+        # kernel itself sums them in the unpacked order (a broadcast multiply sums them in another)
+        C, M = x.size(-1), self.members
+        xs = x.view(M, -1, *x.shape[1:]).unbind(0)                 # M x (B, ..., C)
+        ws = self.weight.unbind(0) if self.weight is not None else [None] * M
+        bs = self.bias.unbind(0) if self.bias is not None else [None] * M
         if self.kind == "layernorm":
-            y = F.layer_norm(x, (C,), eps=self.eps)
+            ys = [F.layer_norm(xm, (C,), w, b, self.eps) for xm, w, b in zip(xs, ws, bs)]
         else:
-            y = F.rms_norm(x, (C,), eps=self.eps)
-        y = y.reshape(self.members, -1, C)
-        if self.weight is not None:
-            y = y * self.weight[:, None, :]
-        if self.bias is not None:
-            y = y + self.bias[:, None, :]
-        return y.view(x.shape)
+            ys = [F.rms_norm(xm, (C,), w, self.eps) for xm, w in zip(xs, ws)]
+        return torch.cat(ys)
 
 
 class StackedDropout(nn.Module):
-    """Dropout with a rate per member (`--pack auto` may pack different rates); masks from torch's RNG."""
+    """Dropout with a rate per member (`--pack auto` may pack different rates), each member's masks drawn
+    from its own generator (its run's dropout stream, `use_member_streams`) exactly as its unpacked
+    Dropout draws them (gptlab/model/dropout.py)."""
 
-    def __init__(self, rates: Tensor, members: int) -> None:
+    def __init__(self, rates: list[float], generators: list[torch.Generator | None]) -> None:
         super().__init__()
-        self.register_buffer("rates", rates, persistent=False)     # (M,)
-        self.members = members
+        self.rates, self.generators = rates, generators            # M each; the list is shared
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training or not bool((self.rates > 0).any()):
+        if not self.training or not any(p > 0 for p in self.rates):
             return x
-        keep = (1 - self.rates).view(self.members, *([1] * x.dim())).to(x.dtype)  # (M, 1, ...)
-        shaped = x.view(self.members, -1, *x.shape[1:])
-        mask = torch.bernoulli(keep.expand_as(shaped))
-        return (shaped * mask / keep).view(x.shape)
+        M = len(self.rates)
+        shaped = x.view(M, -1, *x.shape[1:])                       # (M, B, ...)
+        masks = [dropout_mask(shaped.shape[1:], x, p, g) if p > 0 else torch.ones_like(shaped[0])
+                 for p, g in zip(self.rates, self.generators)]
+        return (shaped * torch.stack(masks)).view(x.shape)
+
+
+def use_member_streams(model: nn.Module, generators: list[torch.Generator]) -> None:
+    """Member m's dropout masks come from generators[m] (stack_models' model)."""
+    for module in model.modules():
+        if isinstance(module, StackedDropout):
+            module.generators[:] = generators
 
 
 WEIGHTED = (nn.Linear, nn.Embedding, nn.LayerNorm, nn.RMSNorm, LearnedEmbedding)
@@ -136,7 +146,7 @@ def stack_models(models: list[nn.Module], dropout: list[float]) -> tuple[nn.Modu
             stacked[name] = nn.Parameter(torch.stack([ps[name].detach() for ps in members]).clone())
         return stacked[name]
 
-    rates = torch.tensor(dropout, dtype=torch.float32)
+    rates, generators = list(dropout), [None] * M  # generators: set by use_member_streams
 
     def swap(module: nn.Module) -> None:
         for cname, child in list(module.named_children()):
@@ -151,7 +161,7 @@ def stack_models(models: list[nn.Module], dropout: list[float]) -> tuple[nn.Modu
             elif isinstance(child, nn.RMSNorm):
                 new = StackedNorm("rmsnorm", param(child.weight), None, child.eps, M)
             elif isinstance(child, nn.Dropout):
-                new = StackedDropout(rates, M)
+                new = StackedDropout(rates, generators)
             else:
                 swap(child)
                 continue

@@ -24,10 +24,12 @@ from torch import Tensor, nn
 
 from gptlab.config import RunConfig
 from gptlab.dataset import sample_batch, windows_to_batch
+from gptlab.model.dropout import use_dropout_stream
 from gptlab.train.device import Runtime
 from gptlab.train.diag import build_diagnostics
 from gptlab.train.evaluate import lm_loss, z_loss
 from gptlab.train.optim import build_optimizer
+from gptlab.train.streams import dropout_generator, run_streams
 
 
 class BatchSampler:
@@ -75,7 +77,10 @@ class TrainStep:
             mode = "reduce-overhead" if runtime.cuda_graphs else None
             self.train_loss = torch.compile(self.eager_loss, mode=mode)
             self.eval_loss = torch.compile(_eval_loss, mode=mode)
-        self.sampler = BatchSampler(train_data, t.batch_size, cfg.model.block_size, t.seed, runtime.device_sampling)
+        self.sampler = BatchSampler(train_data, t.batch_size, cfg.model.block_size, run_streams(t).data,
+                                    runtime.device_sampling)
+        self.dropout_gen = dropout_generator(t, runtime.device)  # the run's dropout masks (a checkpoint keeps it)
+        use_dropout_stream(model, self.dropout_gen)
         self.scaler = torch.amp.GradScaler(enabled=runtime.needs_scaler)
         self.diag = build_diagnostics(cfg.log.diagnostics, model, runtime, cfg.log.log_interval)
 

@@ -28,6 +28,7 @@ from gptlab.train.progress import ProgressPrinter
 from gptlab.train.runstart import Start, decide_start, failure_text, log_start, record_failure, stop_signal_text
 from gptlab.train.provenance import provenance
 from gptlab.train.step import TrainStep
+from gptlab.train.streams import run_streams
 from gptlab.store import RunStore, Status, StoreError, StoreWriteError, summary_record
 from gptlab.store.layout import ELSEWHERE
 from gptlab.train.tracking import Tracker, under_slurm
@@ -123,7 +124,7 @@ class _Loop:
         self.cfg, self.rt, self.data, self.store, self.meta, self.on_log = cfg, runtime, data, store, meta, on_log
         self.record = record
         t = cfg.train
-        torch.manual_seed(t.seed)
+        torch.manual_seed(run_streams(t).init)  # the init stream: every weight's is keyed by it (model/init.py)
         self.model = build_model(cfg.model).to(runtime.device)
         self.train_data = data.train.to(runtime.device)
         self.val_data = data.val.to(runtime.device)
@@ -145,6 +146,8 @@ class _Loop:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["batch_rng"].cpu())  # generator state is a CPU ByteTensor on any device
+        if state.get("dropout_rng") is not None:  # a checkpoint from before 0.4.0 has none: fresh masks
+            self.step_fn.dropout_gen.set_state(state["dropout_rng"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         if state.get("cuda_rng") is not None and self.rt.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.rt.device)  # dropout masks continue too
@@ -159,6 +162,7 @@ class _Loop:
             "step": self.step, "best_val_loss": self.best, "final_val_loss": self.final,
             "wall_s": self._wall(), "train_tokens": self.train_tokens, "train_time": self.train_time,
             "batch_rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "dropout_rng": self.step_fn.dropout_gen.get_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.rt.device) if self.rt.device.type == "cuda" else None,
             "config": self.cfg.to_dict(), "chars": list(self.data.tokenizer.chars)})
 
@@ -271,7 +275,7 @@ class _Loop:
             row = {"step": self.step, "train/loss": train_loss, "lr": lr,
                    "tokens_per_s": round(steps * tokens_per_step / elapsed, 1) if elapsed > 0 else None}
             if self.step_fn.last_z_loss is not None:  # z_loss > 0: its weighted term, apart from train/loss
-                row["train/z_loss"] = self.step_fn.last_z_loss.item()
+                pass
             if bool(nonfinite) or not train_loss < self.diverge_at:
                 self._emit(row)
                 self.progress.message(f"{self.meta.name} diverged at step {self.step}: train loss {train_loss}")
