@@ -25,20 +25,24 @@ NOISE = {"res_ln": [-0.010, 0.000, 0.012], "nores_ln": [0.008, -0.011, 0.001],
 
 
 def residual_store(root: Path, experiment: str, means: dict[str, float], failed: tuple[str, ...] = (),
-                   seeds: dict[str, int] | None = None) -> pd.DataFrame:
-    """residual x norm, 3 seeds per cell around `means`; returns the finished runs as a frame."""
+                   seeds: dict[str, int] | None = None, pairing: str = "none",
+                   seed_effect: tuple[float, ...] = (0.0, 0.0, 0.0)) -> pd.DataFrame:
+    """residual x norm, 3 seeds per cell around `means` (plus `seed_effect[seed]` shared by every cell); returns
+    the finished runs as a frame. The unpaired analysis (`pairing: none`) unless told otherwise."""
     write_spec(root, experiment, {"description": "Do residuals matter, and does it depend on the norm?",
                                   "variants": {v: {"residual": r, "norm": n} for v, (r, n) in CELLS.items()},
-                                  "seeds": [0, 1, 2], "compare": {"metric": "val/loss", "baseline": "res_ln"}})
+                                  "seeds": [0, 1, 2], "compare": {"metric": "val/loss", "baseline": "res_ln",
+                                                                  "pairing": pairing}})
     rows = []
     for variant, (residual, norm) in CELLS.items():
         for seed in range((seeds or {}).get(variant, 3)):
-            value = means[variant] + NOISE[variant][seed]
+            value = means[variant] + NOISE[variant][seed] + seed_effect[seed]
             status = "failed" if variant in failed else "finished"
             write_run(root, experiment, f"{variant}-seed{seed}", best=value, status=status, variant=variant,
                       seed=seed, overrides={"residual": residual, "norm": norm})
             if status == "finished":
-                rows.append({"variant": variant, "residual": str(residual).lower(), "norm": norm, "y": value})
+                rows.append({"variant": variant, "residual": str(residual).lower(), "norm": norm, "y": value,
+                             "seed": seed})
     return pd.DataFrame(rows)
 
 
@@ -172,3 +176,28 @@ def test_one_seed_per_cell_drops_the_highest_interaction(tmp_path: Path) -> None
     assert main["p_value"] == pytest.approx(fit.pvalues["C(residual, Sum)[S.false]"], rel=1e-6)
     assert ("Interactions of more than 2 factors not estimated (seeds leave no residual degrees of freedom)."
             in analysis.design_notes)
+
+
+def test_paired_factorial_blocks_on_seed_and_pairs_the_simple_effects(tmp_path: Path) -> None:
+    """pairing auto (the default): the OLS gains seed as a block factor (statsmodels' own fit with C(seed, Sum)),
+    which takes a seed effect shared by every cell out of the residual, and each one-factor comparison is the
+    paired t-test (scipy's ttest_rel) on the per-seed differences."""
+    data = residual_store(tmp_path, "blocked", {"res_ln": 2.0, "nores_ln": 2.3, "res_none": 2.4, "nores_none": 3.2},
+                          pairing="auto", seed_effect=(-0.05, 0.0, 0.05))
+    analysis = analyze(load_store(tmp_path), "blocked")
+    fit = smf.ols("y ~ C(residual, Sum) * C(norm, Sum) + C(seed, Sum)", data).fit()
+    unblocked = smf.ols("y ~ C(residual, Sum) * C(norm, Sum)", data).fit()
+    anova = anova_lm(fit, typ=3)
+    effects = analysis.effects[analysis.effects["kind"] != "simple"].set_index("term")
+    np.testing.assert_allclose(effects.loc["residual", "p_value"], anova.loc["C(residual, Sum)", "PR(>F)"], rtol=1e-6)
+    np.testing.assert_allclose(effects.loc["norm:residual", "p_value"],
+                               anova.loc["C(residual, Sum):C(norm, Sum)", "PR(>F)"], rtol=1e-6)
+    half = stats.t.ppf(0.975, fit.df_resid) * np.sqrt(fit.scale / 3)
+    assert effects.loc["residual", "ci_high"] - effects.loc["residual", "estimate"] == pytest.approx(half, rel=1e-9)
+    assert fit.scale < unblocked.scale / 10  # the shared seed effect left the residual
+    y = {v: data[data["variant"] == v].sort_values("seed")["y"].to_numpy() for v in CELLS}
+    simple = analysis.effects[analysis.effects["kind"] == "simple"]
+    simple = simple.set_index(simple["pair"].map(tuple))
+    for a, b in [("nores_ln", "res_ln"), ("res_none", "res_ln"), ("nores_none", "nores_ln")]:
+        assert simple.loc[[(a, b)], "p_value"].iloc[0] == pytest.approx(stats.ttest_rel(y[a], y[b]).pvalue, rel=1e-9)
+    assert "seed as a block factor" in " ".join(analysis.design_notes)

@@ -108,7 +108,7 @@ def _analyze_runs(sub: LoadedRuns, experiment: str, spec: dict[str, Any] | None,
     rows, notes = [], []
     samples = label_samples(sub.runs, values, design.labels)
     if factors is not None:
-        model = fit_effects(factors, sub.runs, values)
+        model = fit_effects(factors, sub.runs, values, blocks=compare.pairing != "none")
         rows = model.rows + simple_effects(factors, samples, margin, compare.pairing)
         notes = describe_design(factors, sub.runs, design.labels, model, compare.metric)
     params = label_params(sub.runs, design.labels)

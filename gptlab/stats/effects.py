@@ -134,10 +134,16 @@ class EffectModel:
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     df_resid: float = math.nan
+    blocked: bool = False  # seed entered as a block factor
 
 
-def fit_effects(factors: Factors, runs: pd.DataFrame, values: pd.Series) -> EffectModel:
-    """OLS on the finished runs' values; main effects and interactions as averaged cell-mean contrasts."""
+def fit_effects(factors: Factors, runs: pd.DataFrame, values: pd.Series, blocks: bool = False) -> EffectModel:
+    """OLS on the finished runs' values; main effects and interactions as averaged cell-mean contrasts.
+
+    `blocks` (a paired analysis): seed enters as a block factor (sum-to-zero coded, so the contrasts, averaged
+    over seeds, keep their meaning), taking the seed-to-seed noise that every cell shares out of the residual:
+    the randomized complete block design of the factorial (Montgomery, Design and Analysis of Experiments,
+    ch. 4 and 5). Without enough seeds shared by the cells it is left out, and said so."""
     finished = (runs["status"] == "finished") & values.notna() & runs["label"].isin(factors.cells)
     cells = [factors.cells[lab] for lab in runs.loc[finished, "label"]]
     y = values[finished].astype(float).to_numpy()
@@ -156,17 +162,27 @@ def fit_effects(factors: Factors, runs: pd.DataFrame, values: pd.Series) -> Effe
     full = len({tuple(r.values()) for r in rows}) == n_cells
     coding = _Coding(used, present)
     result, order = None, 0
+    seeds = runs.loc[finished, "seed"].to_numpy() if blocks else None
+    block = _seed_block(seeds)
     for order in range(len(used) if full else min(2, len(used)), 0, -1):
         X = np.array([coding.row(r, order) for r in rows])
-        if X.shape[0] > X.shape[1] and np.linalg.matrix_rank(X) == X.shape[1]:
-            import statsmodels.api as sm
+        for B in ((block, None) if block is not None else (None,)):
+            XB = X if B is None else np.hstack([X, B])
+            if XB.shape[0] > XB.shape[1] and np.linalg.matrix_rank(XB) == XB.shape[1]:
+                import statsmodels.api as sm
 
-            result = sm.OLS(y, X).fit()
+                result = sm.OLS(y, XB).fit()
+                model.blocked = B is not None
+                break
+        if result is not None:
             break
+    if blocks and result is not None and not model.blocked:
+        model.notes.append("seed left out of the model as a block factor (too few seeds shared by the cells)")
     if result is None:
         model.notes.append("the runs cannot separate the factors (too few cells or seeds): no effects estimated")
         return model
     model.order, model.df_resid = order, float(result.df_resid)
+    extra = result.params.shape[0] - coding.row(rows[0], order).shape[0]  # the seed columns, if any
     if order < len(used):
         why = "not every cell was run" if not full else "seeds leave no residual degrees of freedom"
         if order == 1:
@@ -176,8 +192,22 @@ def fit_effects(factors: Factors, runs: pd.DataFrame, values: pd.Series) -> Effe
     for size in range(1, order + 1):
         for term in itertools.combinations(used, size):
             for chosen in itertools.product(*(present[f][1:] for f in term)):
-                model.rows.append(_contrast(result, coding, order, present, dict(zip(term, chosen))))
+                model.rows.append(_contrast(result, coding, order, present, dict(zip(term, chosen)), extra))
     return model
+
+
+def _seed_block(seeds: np.ndarray | None) -> np.ndarray | None:
+    """Sum-to-zero coded seed columns (one fewer than the seeds), or None below two seeds."""
+    if seeds is None:
+        return None
+    levels = sorted(set(seeds.tolist()), key=lambda s: (str(type(s)), s))
+    if len(levels) < 2:
+        return None
+    out = np.zeros((len(seeds), len(levels) - 1))
+    for i, s in enumerate(seeds.tolist()):
+        j = levels.index(s)
+        out[i] = -1.0 if j == len(levels) - 1 else np.eye(len(levels) - 1)[j]
+    return out
 
 
 class _Coding:
@@ -206,7 +236,7 @@ class _Coding:
 
 
 def _contrast(result: Any, coding: _Coding, order: int, present: dict[str, list[str]],
-              chosen: dict[str, str]) -> dict[str, Any]:
+              chosen: dict[str, str], extra: int = 0) -> dict[str, Any]:
     """Mixed difference of model cell means over the term's factors, averaged over the others."""
     term = list(chosen)
     others = [f for f in coding.used if f not in chosen]
@@ -217,7 +247,7 @@ def _contrast(result: Any, coding: _Coding, order: int, present: dict[str, list[
             cell = dict(zip(others, combo))
             cell.update({f: chosen[f] if bit else present[f][0] for f, bit in zip(term, bits)})
             vector = vector + (-1) ** (len(term) - sum(bits)) / len(combos) * coding.row(cell, order)
-    vector = np.asarray(vector, dtype=float)
+    vector = np.concatenate([np.asarray(vector, dtype=float), np.zeros(extra)])  # seed blocks average to zero
     estimate = float(vector @ np.asarray(result.params))
     lo = hi = p = math.nan
     if result.scale > 0 and math.isfinite(result.scale):
@@ -253,8 +283,10 @@ def describe_design(factors: Factors, runs: pd.DataFrame, labels: list[str], mod
     if model.order:
         what = {1: "main effects only", 2: "main effects and two-factor interactions"}.get(
             model.order, f"main effects and all interactions up to {model.order} factors")
-        out.append(f"Effects: OLS of the per-run {metric} on the factors (sum-to-zero coding, seeds as "
-                   f"replicates), {what}, {model.df_resid:.0f} residual df; each effect is an average of "
+        seeds = ("seed as a block factor, so the seed-to-seed noise all cells share is taken out" if model.blocked
+                 else "seeds as replicates")
+        out.append(f"Effects: OLS of the per-run {metric} on the factors (sum-to-zero coding, {seeds}), "
+                   f"{what}, {model.df_resid:.0f} residual df; each effect is an average of "
                    "the model's cell means, so unequal seed counts do not bias it.")
     out += [note[0].upper() + note[1:] + "." for note in model.notes]
     return out
