@@ -14,7 +14,8 @@ from gptlab.report.stages import StudyParts, flip_sentences, tuning_of
 from gptlab.store import ENDED
 from gptlab.yamlio import parse_scalar
 
-STUDY_COLUMNS = ("at", "rounds", "stopped", "size", "n_params")  # summary.csv's study-design columns
+# summary.csv's study-design columns; p_nominal and ci_level: a paired adaptive study's (see _adaptive)
+STUDY_COLUMNS = ("at", "rounds", "stopped", "p_nominal", "ci_level", "size", "n_params")
 
 
 def study_extras(a, parts: StudyParts, shared) -> None:  # noqa: ANN001 - Analysis, Analysis | None
@@ -65,6 +66,9 @@ def effects_frame_of(a) -> pd.DataFrame:  # noqa: ANN001
     frames = []
     if len(a.effects):
         frames.append(a.effects.assign(at="tuned") if "tuning" in a.extras else a.effects)
+    adaptive = a.extras.get("adaptive")
+    if frames and adaptive is not None and adaptive.paired:
+        frames[-1] = sequential_effects(frames[-1], adaptive)
     shared = a.extras.get("shared")
     if shared is not None and len(shared.effects):
         frames.append(shared.effects.assign(at="shared"))
@@ -77,7 +81,9 @@ def effects_frame_of(a) -> pd.DataFrame:  # noqa: ANN001
 # ---- adaptive seeds ---------------------------------------------------------------------------------
 
 def _adaptive(a, spec: dict[str, Any]) -> None:  # noqa: ANN001
-    """Replay the rounds from the runs; the table's intervals, p-values and verdicts become the sequential ones."""
+    """Replay the rounds from the runs; the table's intervals, p-values and verdicts become the sequential ones.
+    `pairing: none` keeps 0.3's table exactly; paired (auto | seed) makes its columns say what they hold (see
+    `_sequential_row`)."""
     from gptlab.stats.adaptive import design_of, pairs, replay
 
     runs = a.store.runs
@@ -94,7 +100,8 @@ def _adaptive(a, spec: dict[str, Any]) -> None:  # noqa: ANN001
     state = replay(design, family,
                    ended=lambda c, s: (c, s) in by and by[(c, s)]["status"] in ENDED,
                    values=lambda c, s: float(by[(c, s)]["value"]) if (c, s) in by and
-                   by[(c, s)]["status"] == "finished" else math.nan, sign=a.compare.sign)
+                   by[(c, s)]["status"] == "finished" else math.nan, sign=a.compare.sign,
+                   paired=a.compare.pairing != "none")
     a.extras["adaptive"] = state
     t = a.table
     t["rounds"] = t["variant"].map(lambda v: state.outcomes[v].round if v in state.outcomes else
@@ -105,6 +112,10 @@ def _adaptive(a, spec: dict[str, Any]) -> None:  # noqa: ANN001
         if out is None or out.result is None:
             continue
         r = out.result
+        if state.paired:
+            for key, value in _sequential_row(out, design).items():
+                t.loc[i, key] = value
+            continue
         # the sequential interval and a p-value on the family's scale: significant iff the boundary was crossed
         t.loc[i, ["diff", "diff_ci_low", "diff_ci_high"]] = [r.diff, r.ci_low, r.ci_high]
         t.loc[i, "p_value"] = r.p_value
@@ -112,6 +123,50 @@ def _adaptive(a, spec: dict[str, Any]) -> None:  # noqa: ANN001
             else math.nan
         t.loc[i, "significant"] = r.verdict == "different"
         t.loc[i, "equivalent"] = r.verdict == "equivalent"
+
+
+def _sequential_row(out, design) -> dict[str, Any]:  # noqa: ANN001 - Outcome, SequentialDesign
+    """A paired adaptive comparison's summary.csv cells, each what its name says:
+    diff and diff_ci_*: the estimate at the stopping look and the repeated interval computed there, at level
+    `ci_level` = 1 - alpha / kd (kd: the comparisons not yet decided different when it was judged);
+    p_value: the sequential p of diff = 0 (stagewise ordering, `sequential.stagewise_p`), 1 for a comparison that
+    stopped equivalent before its test of no difference crossed (that test was abandoned, never rejecting);
+    p_nominal: the fixed-sample paired t p at that look (not valid under the stopping);
+    p_adjusted = min(1, kd * p_value): below alpha exactly when the boundary was crossed, so `significant`
+    (the design rejected diff = 0) agrees with it; `equivalent`: the design rejected |diff| >= margin."""
+    from gptlab.stats.adaptive import reported_p
+    from gptlab.stats.sequential import rejects
+
+    r = out.result
+    crossed, inside = (bool(x) for x in rejects(design, r))
+    kd = (r.shares or (design.n_comparisons,) * 2)[0]
+    p = reported_p(out, design)
+    return {"diff": r.diff, "diff_ci_low": r.ci_low, "diff_ci_high": r.ci_high, "p_value": p,
+            "p_nominal": r.p_value, "p_adjusted": min(1.0, kd * p) if p == p else math.nan,
+            "ci_level": 1 - design.alpha / kd, "significant": crossed, "equivalent": inside,
+            "pairing": "paired", "pairs": r.used}
+
+
+def sequential_effects(effects: pd.DataFrame, state) -> pd.DataFrame:  # noqa: ANN001 - Replay
+    """effects.csv of a paired adaptive study: a row comparing a decided pair carries the sequential numbers
+    (`_sequential_row`; `at` = sequential); any other row keeps its fixed-sample Holm numbers, marked
+    `at` = fixed-sample (not valid under the stopping)."""
+    from gptlab.stats.sequential import rejects
+
+    out = effects.copy()
+    tag = (out["at"].astype(str) + ", ") if "at" in out else ""  # a tuned study's rows keep `tuned`
+    out["at"] = tag + "fixed-sample"
+    by_pair = {(o.pair.variant, o.pair.baseline): o for o in state.outcomes.values() if o.result is not None}
+    for i, row in out.iterrows():
+        o = by_pair.get(tuple(row["pair"])) if isinstance(row.get("pair"), (tuple, list)) else None
+        if o is None:
+            continue
+        cells = _sequential_row(o, state.design)
+        out.loc[i, ["estimate", "ci_low", "ci_high", "p_value", "p_adjusted"]] = [
+            cells["diff"], cells["diff_ci_low"], cells["diff_ci_high"], cells["p_value"], cells["p_adjusted"]]
+        out.loc[i, "significant"] = bool(rejects(state.design, o.result)[0])
+        out.loc[i, "at"] = (f"{effects.loc[i, 'at']}, " if "at" in effects else "") + "sequential"
+    return out
 
 
 # ---- scale ------------------------------------------------------------------------------------------

@@ -86,15 +86,19 @@ class SequentialDesign:
             raise ValueError(f"{n} seeds is not a planned look; looks: {list(self.looks)}")
         return self.looks.index(n)
 
-    def thresholds(self, shares: tuple[int, int] | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    def thresholds(self, shares: tuple[int, int] | None = None, fractions: tuple[float, ...] | None = None,
+                   final: bool = False) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Nominal one-sided levels per look: (for "different", two-sided test split in halves;
         for each one-sided equivalence test). A look's boundary is crossed when the one-sided Welch
         p-value falls below its level. `shares` = (kd, ke): alpha is split over kd comparisons for
-        "different" and ke for "equivalent" (default: all K; fewer once some are decided, see decide_family)."""
-        t = tuple(n / self.max for n in self.looks)
+        "different" and ke for "equivalent" (default: all K; fewer once some are decided, see decide_family).
+        `fractions`: the information fractions actually observed at the looks so far (pairs present / max, see
+        `fractions_of`), in place of the planned n / max; `final`: the last of them is the last planned look, which
+        spends all that is left of alpha whatever information it holds (Lan & DeMets 1983, sec. 3)."""
+        t = fractions if fractions is not None else tuple(n / self.max for n in self.looks)
         kd, ke = shares or (self.n_comparisons, self.n_comparisons)
-        diff_z = _z_boundaries(t, self.alpha / kd, True, self.spending)
-        eq_z = _z_boundaries(t, self.alpha / ke, False, self.spending)
+        diff_z = _z_boundaries(t, self.alpha / kd, True, self.spending, spend_all_last=final)
+        eq_z = _z_boundaries(t, self.alpha / ke, False, self.spending, spend_all_last=final)
         return tuple(float(sps.norm.sf(z)) for z in diff_z), tuple(float(sps.norm.sf(z)) for z in eq_z)
 
 
@@ -114,6 +118,10 @@ class LookResult:
     n: int  # seeds per arm used at this look
     final: bool  # the last planned look: an "open" verdict here means "inconclusive within the budget"
     direction: str | None  # "better" | "worse" for a "different" verdict (by the metric's sign), else None
+    shares: tuple[int, int] | None = None  # (kd, ke): the intervals are at 1 - alpha/kd and 1 - 2 alpha/ke
+    paired: bool = False  # one-sample t on per-seed differences (n - 1 df), else Welch
+    used: float | None = None  # pairs (paired) or seeds per arm (Welch: harmonic mean) with a value at this look
+    p_sequential: float = math.nan  # stagewise-ordering p of diff = 0 at level alpha/kd (see `sequential_p_of`)
 
 
 def spent(t: np.ndarray | float, alpha: float, spending: str) -> np.ndarray:
@@ -124,9 +132,9 @@ def spent(t: np.ndarray | float, alpha: float, spending: str) -> np.ndarray:
     return 2 * sps.norm.sf(sps.norm.isf(alpha / 2) / np.sqrt(t))  # Lan & DeMets (1983)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=4096)
 def _z_boundaries(t: tuple[float, ...], alpha: float, two_sided: bool, spending: str,
-                  grid: int = 401) -> tuple[float, ...]:
+                  grid: int = 401, spend_all_last: bool = False) -> tuple[float, ...]:
     """z boundaries c_j with P(first crossing at look j | H0) = alpha(t_j) - alpha(t_{j-1}).
 
     The score S_j = Z_j sqrt(t_j) has independent N(0, t_j - t_{j-1}) increments; its sub-density on
@@ -135,6 +143,8 @@ def _z_boundaries(t: tuple[float, ...], alpha: float, two_sided: bool, spending:
     """
     # two-sided: alpha / 2 spent on each side, as gsDesign and Jennison & Turnbull do
     cum = 2 * spent(np.asarray(t), alpha / 2, spending) if two_sided else spent(np.asarray(t), alpha, spending)
+    if spend_all_last:  # the last planned look with less information than planned: what is left is spent here
+        cum[-1] = alpha
     bounds: list[float] = []
     u = w = f = None  # grid, Simpson weights, sub-density of S at the previous look
     for j, tj in enumerate(t):
@@ -154,19 +164,45 @@ def _z_boundaries(t: tuple[float, ...], alpha: float, two_sided: bool, spending:
         bounds.append(float(c))
         if j + 1 == len(t):
             break
-        top = c * math.sqrt(tj) if math.isfinite(c) else 10 * math.sqrt(tj)
-        bottom = -top if two_sided else -10 * math.sqrt(tj)
-        new_u = np.linspace(bottom, top, grid)
-        new_w = np.full(grid, 2.0)
-        new_w[1::2], new_w[0], new_w[-1] = 4.0, 1.0, 1.0
-        new_w *= (top - bottom) / (grid - 1) / 3
-        if j == 0:
-            new_f = sps.norm.pdf(new_u, scale=math.sqrt(tj))
-        else:
-            kernel = sps.norm.pdf((new_u[:, None] - u[None, :]) / sd) / sd
-            new_f = kernel @ (w * f)
-        u, w, f = new_u, new_w, new_f
+        u, w, f = _carry(t, j, c, u, w, f, two_sided, grid)
     return tuple(bounds)
+
+
+def _carry(t: tuple[float, ...], j: int, c: float, u, w, f, two_sided: bool, grid: int):  # noqa: ANN001, ANN202
+    """The sub-density of S_j on look j's continuation region (|Z_j| < c, or Z_j < c one-sided), from look j - 1's."""
+    tj = t[j]
+    top = c * math.sqrt(tj) if math.isfinite(c) else 10 * math.sqrt(tj)
+    bottom = -top if two_sided else -10 * math.sqrt(tj)
+    new_u = np.linspace(bottom, top, grid)
+    new_w = np.full(grid, 2.0)
+    new_w[1::2], new_w[0], new_w[-1] = 4.0, 1.0, 1.0
+    new_w *= (top - bottom) / (grid - 1) / 3
+    if j == 0:
+        new_f = sps.norm.pdf(new_u, scale=math.sqrt(tj))
+    else:
+        sd = math.sqrt(tj - t[j - 1])
+        kernel = sps.norm.pdf((new_u[:, None] - u[None, :]) / sd) / sd
+        new_f = kernel @ (w * f)
+    return new_u, new_w, new_f
+
+
+def stagewise_p(t: tuple[float, ...], alpha: float, spending: str, z: float, final: bool = False) -> float:
+    """Two-sided p of diff = 0 under the stagewise ordering (Armitage 1957; Fairbanks & Madsen 1982; Jennison &
+    Turnbull 2000, ch. 8.4) for a test ending at the last of the looks at fractions `t` with |Z| = z there, its
+    earlier looks not crossed (two-sided boundaries of level `alpha`): the null chance of crossing earlier, plus
+    that of |Z| >= z at this look without an earlier crossing. It is <= alpha exactly when z reaches this look's
+    boundary, and > alpha for a test that reached its last look without crossing: p and verdict agree."""
+    t = tuple(t)
+    if len(t) == 1:
+        return float(2 * sps.norm.sf(abs(z)))
+    bounds = _z_boundaries(t, alpha, True, spending, spend_all_last=final)
+    u = w = f = None
+    for j in range(len(t) - 1):
+        u, w, f = _carry(t, j, bounds[j], u, w, f, True, 401)
+    z = min(abs(z), 1e3)
+    tj, sd = t[-1], math.sqrt(t[-1] - t[-2])
+    inside = sps.norm.cdf((z * math.sqrt(tj) - u) / sd) - sps.norm.cdf((-z * math.sqrt(tj) - u) / sd)
+    return float(min(1.0, max(0.0, 1.0 - np.sum(w * f * inside))))
 
 
 @dataclass(frozen=True)
@@ -180,30 +216,78 @@ class LookBatch:
     eq_low: np.ndarray
     eq_high: np.ndarray
     p_value: np.ndarray
-    p_boundary: float
+    p_boundary: float | np.ndarray  # an array when each study's information differs (failed seeds)
     look: int
     n: int
+    used: np.ndarray | None = None  # pairs (or Welch's harmonic seeds per arm) with a value
+    fraction: np.ndarray | None = None  # information fraction of this look: used / design.max
+    tested: np.ndarray | None = None  # False: too few values, or no information since the last tested look
+
+
+def _stats(variant: np.ndarray, baseline: np.ndarray, paired: bool):
+    """(diff, se, dof, used) per row; NaN values dropped (a pair with one, or the seed alone for Welch)."""
+    if paired:  # one-sample t on per-seed differences (Student 1908; scipy's ttest_rel)
+        d = variant - baseline
+        used = np.sum(~np.isnan(d), 1)
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            diff = np.nanmean(d, 1)
+            se = np.nanstd(d, 1, ddof=1) / np.sqrt(used)
+            spread = np.nanmax(d, 1) - np.nanmin(d, 1)
+            exact = spread <= 1e-12 * np.maximum(1.0, np.nanmax(np.abs(d), 1))  # a twin: every pair differs alike
+        return diff, np.where(exact & (used >= 2), 0.0, se), (used - 1).astype(float), used.astype(float)
+    na, nb = np.sum(~np.isnan(variant), 1), np.sum(~np.isnan(baseline), 1)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        diff = np.nanmean(variant, 1) - np.nanmean(baseline, 1)
+        va, vb = np.nanvar(variant, 1, ddof=1) / na, np.nanvar(baseline, 1, ddof=1) / nb
+        dof = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+    return diff, np.sqrt(va + vb), np.where(np.isfinite(dof), dof, na + nb - 2.0), 2.0 / (1.0 / na + 1.0 / nb)
 
 
 def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.ndarray,
-                 shares: tuple[int, int] | None = None) -> LookBatch:
+                 shares: tuple[int, int] | None = None, *, paired: bool = False,
+                 history: np.ndarray | None = None) -> LookBatch:
     """Verdicts for S studies at once: `variant` is (S, n) with n a planned look, `baseline` is (S, m >= n),
     of which the first n seeds are used (so each look sees the information the design planned for).
     Seeds that agree exactly (standard error 0) give a zero-width interval: the diff is known exactly.
-    `shares`: see SequentialDesign.thresholds."""
+    `shares`: see SequentialDesign.thresholds.
+
+    `paired`: the statistic is the one-sample t of the per-seed differences variant[:, i] - baseline[:, i]
+    (n - 1 df), else Welch's. A NaN is a seed that failed or diverged: its pair (paired) or the seed (Welch) is
+    dropped, and the look's boundary is that of the information actually observed (Lan & DeMets 1983: the
+    spending function is evaluated at the observed information fraction, `fraction` = used / max); `history`
+    (S, j): each study's fractions at this comparison's earlier tested looks (NaN: a look not tested; None: the
+    planned n / max). A look with fewer than two values, or no more information than the last tested one,
+    tests nothing: the comparison stays open and spends no alpha there."""
     variant, baseline = np.atleast_2d(np.asarray(variant, float)), np.atleast_2d(np.asarray(baseline, float))
     n = variant.shape[1]
     look = design.look_index(n)
     if baseline.shape[1] < n:
         raise ValueError(f"the baseline has {baseline.shape[1]} seeds, fewer than the variant's {n}")
     baseline = baseline[:, :n]
-    diff = variant.mean(1) - baseline.mean(1)
-    va, vb = variant.var(1, ddof=1) / n, baseline.var(1, ddof=1) / n  # Welch, as inference.welch_se
-    se = np.sqrt(va + vb)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dof = (va + vb) ** 2 / ((va ** 2 + vb ** 2) / (n - 1))
-        dof = np.where(np.isfinite(dof), dof, 2 * n - 2)
+    planned = np.array([m / design.max for m in design.looks[:look]])
+    if history is not None and np.shape(history)[1:] == planned.shape and np.array_equal(history, np.broadcast_to(
+            planned, np.shape(history))):
+        history = None  # every earlier look held its planned information
+    complete = history is None and not (np.isnan(variant).any() or np.isnan(baseline).any())
+    if complete and not paired:  # 0.3's Welch path, kept operation for operation (pairing: none)
+        diff = variant.mean(1) - baseline.mean(1)
+        va, vb = variant.var(1, ddof=1) / n, baseline.var(1, ddof=1) / n  # Welch, as inference.welch_se
+        se = np.sqrt(va + vb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dof = (va + vb) ** 2 / ((va ** 2 + vb ** 2) / (n - 1))
+            dof = np.where(np.isfinite(dof), dof, 2 * n - 2)
+        used = np.full(len(diff), float(n))
+    else:
+        diff, se, dof, used = _stats(variant, baseline, paired)
+    fraction = used / design.max
+    if complete:
         p_diff, p_eq = (levels[look] for levels in design.thresholds(shares))
+        tested = np.ones(len(diff), bool)
+    else:
+        p_diff, p_eq, tested = _observed_levels(design, look, shares, fraction, history, used)
+    with np.errstate(divide="ignore", invalid="ignore"):
         t_diff, t_eq = sps.t.isf(p_diff, dof), sps.t.isf(p_eq, dof)
         p_value = 2 * sps.t.sf(np.abs(diff) / se, dof)
     ci_low, ci_high = diff - t_diff * se, diff + t_diff * se
@@ -211,21 +295,61 @@ def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.nda
     equivalent = (eq_low > -design.margin) & (eq_high < design.margin)
     different = (ci_low > 0) | (ci_high < 0)
     verdict = np.where(equivalent, "equivalent", np.where(different, "different", "open"))
-    return LookBatch(verdict, diff, ci_low, ci_high, eq_low, eq_high, np.where(se > 0, p_value, np.nan),
-                     float(2 * p_diff), look, n)
+    if paired:  # zero spread: the diff is known exactly (gptlab.stats.paired.paired_t)
+        p_value = np.where(se > 0, p_value, np.where(diff != 0, 0.0, 1.0))
+    else:
+        p_value = np.where(se > 0, p_value, np.nan)
+    return LookBatch(verdict, diff, ci_low, ci_high, eq_low, eq_high, np.where(tested, p_value, np.nan),
+                     2 * p_diff if np.ndim(p_diff) else float(2 * p_diff), look, n, used, fraction, tested)
+
+
+def _observed_levels(design: SequentialDesign, look: int, shares, fraction, history, used):  # noqa: ANN001, ANN202
+    """Per study: this look's nominal one-sided levels at the observed information (NaN where untested)."""
+    planned = np.array([m / design.max for m in design.looks[:look]])
+    hist = np.broadcast_to(planned, (len(fraction), look)) if history is None else np.asarray(history, float)
+    p_diff, p_eq = np.full(len(fraction), np.nan), np.full(len(fraction), np.nan)
+    final = look == len(design.looks) - 1
+    keys: dict[tuple, list[int]] = {}
+    for i in range(len(fraction)):
+        keys.setdefault((tuple(x for x in hist[i] if x == x), float(fraction[i])), []).append(i)
+    for (before, now), rows in keys.items():
+        if now * design.max < 2 - 1e-9 or (before and now <= before[-1]):
+            continue
+        levels = design.thresholds(shares, before + (now,), final)
+        p_diff[rows], p_eq[rows] = levels[0][-1], levels[1][-1]
+    return p_diff, p_eq, np.isfinite(p_diff)
+
+
+def sequential_p_of(design: SequentialDesign, b: LookBatch, row: int, history, shares) -> float:  # noqa: ANN001
+    """The stagewise p (`stagewise_p`) of diff = 0 for row `row` of a look, at its level alpha / kd, from the
+    nominal t-test p carried to the z scale (as the boundaries are): NaN where the look tested nothing."""
+    if b.tested is not None and not b.tested[row]:
+        return math.nan
+    p = float(b.p_value[row])
+    z = math.inf if p == 0 else float(sps.norm.isf(p / 2)) if p == p else (math.inf if b.diff[row] != 0 else 0.0)
+    planned = tuple(m / design.max for m in design.looks[:b.look])
+    before = planned if history is None else tuple(x for x in history if x == x)
+    kd = (shares or (design.n_comparisons,) * 2)[0]
+    return stagewise_p(before + (float(b.fraction[row]),), design.alpha / kd, design.spending, z,
+                       b.look == len(design.looks) - 1)
 
 
 def decide(design: SequentialDesign, variant, baseline, *, sign: int = -1,
-           shares: tuple[int, int] | None = None) -> LookResult:
-    """One comparison at one look. `sign` is -1 when lower is better (a loss), +1 when higher is."""
+           shares: tuple[int, int] | None = None, paired: bool = False, history=None) -> LookResult:  # noqa: ANN001
+    """One comparison at one look. `sign` is -1 when lower is better (a loss), +1 when higher is. `paired`,
+    `history` (this comparison's earlier fractions, 1-D): see decide_batch."""
     if sign not in (-1, 1):
         raise ValueError(f"sign must be -1 (lower is better) or +1 (higher is better), got {sign}")
-    b = decide_batch(design, np.asarray(variant, float)[None, :], np.asarray(baseline, float)[None, :], shares)
+    hist = None if history is None else np.asarray(history, float)[None, :]
+    b = decide_batch(design, np.asarray(variant, float)[None, :], np.asarray(baseline, float)[None, :], shares,
+                     paired=paired, history=hist)
     verdict, diff = str(b.verdict[0]), float(b.diff[0])
     direction = ("better" if sign * diff > 0 else "worse") if verdict == "different" else None
     return LookResult(verdict, diff, float(b.ci_low[0]), float(b.ci_high[0]), float(b.eq_low[0]),
-                      float(b.eq_high[0]), float(b.p_value[0]), b.p_boundary, b.look, b.n,
-                      b.look == len(design.looks) - 1, direction)
+                      float(b.eq_high[0]), float(b.p_value[0]), float(np.ravel(b.p_boundary)[0]), b.look, b.n,
+                      b.look == len(design.looks) - 1, direction,
+                      shares or (design.n_comparisons, design.n_comparisons), paired, float(b.used[0]),
+                      sequential_p_of(design, b, 0, history, shares))
 
 
 def rejects(design: SequentialDesign, r: LookResult | LookBatch):
@@ -235,11 +359,12 @@ def rejects(design: SequentialDesign, r: LookResult | LookBatch):
 
 
 def decide_family(design: SequentialDesign, comparisons: dict, *, sign: int = -1,
-                  decided: tuple[int, int] = (0, 0)) -> dict[str, LookResult]:
+                  decided: tuple[int, int] = (0, 0), paired: bool = False,
+                  history: dict | None = None) -> dict[str, LookResult]:
     """Every still-open comparison of the family at one look: `comparisons` maps a name to (its seed values,
     its baseline's seed values) (pass only the open ones; decided comparisons keep their verdict);
     `decided` = how many comparisons stopped at earlier looks having rejected diff = 0, and |diff| >= margin
-    (see `rejects`).
+    (see `rejects`); `paired`, `history` (name -> its earlier fractions): see decide_batch.
 
     Alpha starts split over the K = design.n_comparisons comparisons (Bonferroni) and is passed on as in
     Holm's procedure: each family (false "different", false "equivalent") splits alpha over its hypotheses
@@ -253,9 +378,11 @@ def decide_family(design: SequentialDesign, comparisons: dict, *, sign: int = -1
         raise ValueError(f"{len(comparisons)} open comparisons and {max(decided)} decided ones given, but the design "
                          f"splits alpha over {K}")
     rd, re_ = decided
+    history = history or {}
     while True:
         shares = (K - min(rd, K - 1), K - min(re_, K - 1))
-        out = {name: decide(design, values, baseline, sign=sign, shares=shares)
+        out = {name: decide(design, values, baseline, sign=sign, shares=shares, paired=paired,
+                            history=history.get(name))
                for name, (values, baseline) in comparisons.items()}
         flags = [rejects(design, r) for r in out.values()]
         nd, ne = decided[0] + sum(f[0] for f in flags), decided[1] + sum(f[1] for f in flags)

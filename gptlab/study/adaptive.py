@@ -40,7 +40,8 @@ def replay_store(spec: Spec, runs_root: Path, chosen: dict | None,
     sign = 1 if spec.compare.goal == "maximize" else -1
     return replay(design_of(spec), pairs_of(spec),
                   ended=lambda cell, seed: by_key[(cell, seed)].status in ENDED,
-                  values=lambda cell, seed: by_key[(cell, seed)].value, sign=sign)
+                  values=lambda cell, seed: by_key[(cell, seed)].value, sign=sign,
+                  paired=spec.compare.pairing != "none")  # both sides hold the same seeds: pairs by construction
 
 
 def _by_cell_seed(spec: Spec, runs, got) -> dict:  # noqa: ANN001
@@ -82,7 +83,7 @@ def decision_table(state: Replay) -> str:
     for name, o in state.outcomes.items():
         r = o.result
         diff = "-" if r is None else f"{r.diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
-        why = o.stopped + (f" ({o.missing} seed(s) without a value)" if o.missing else "")
+        why = o.stopped + (f" ({o.missing} seed(s) without a value, dropped)" if o.missing else "")
         rows.append((f"{name} vs {o.pair.baseline}", why, str(o.round), str(r.n if r else "-"), diff))
     return "adaptive seeds: decided\n" + format_table(("comparison", "stopped", "round", "seeds", "diff (CI)"), rows)
 

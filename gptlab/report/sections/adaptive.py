@@ -16,6 +16,8 @@ def section(ctx: ReportContext) -> list[Block]:
         return []
     d = state.design
     looks = ", ".join(map(str, d.looks))
+    if state.paired:
+        return _paired_blocks(ctx, state)
     blocks: list[Block] = [
         Heading("Design: adaptive seeds"),
         Paragraph(f"Seeds were added in rounds: {d.start} per variant, then {d.step} more only to the comparisons "
@@ -39,8 +41,50 @@ def section(ctx: ReportContext) -> list[Block]:
     return blocks
 
 
-def _rows(state) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
+def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
+    """The same section for a paired design (`compare: {pairing: auto | seed}`): what each column holds."""
+    d = state.design
+    looks = ", ".join(map(str, d.looks))
+    dropped = sum(o.missing for o in state.outcomes.values())
+    blocks: list[Block] = [
+        Heading("Design: adaptive seeds"),
+        Paragraph(f"Seeds were added in rounds: {d.start} per variant, then {d.step} more only to the comparisons "
+                  f"still open, up to {d.max} (looks at {looks} seeds). **Pairing: by seed.** Every variant and the "
+                  "baseline train the same seeds, and each look's statistic is the paired t of the per-seed "
+                  "differences (n - 1 degrees of freedom); a seed that failed or diverged on either side drops "
+                  f"its pair ({dropped} dropped here), and the boundary is that of the pairs actually present. At "
+                  f"each look a comparison is *different* when its repeated interval at level 1 - {d.alpha:g}/k "
+                  f"excludes 0, *equivalent* when its repeated 1 - 2·{d.alpha:g}/k interval lies within "
+                  f"±{d.margin:g}, else open; k starts at the {d.n_comparisons} comparison(s) and falls as "
+                  "comparisons are decided (group-sequential Holm), and the table gives the level each interval "
+                  f"was computed at. The boundaries spend alpha = {d.alpha:g} over the information observed "
+                  f"({d.spending.replace('_', '-')}-type Lan-DeMets spending, t-corrected for few seeds)."),
+        Paragraph("In the results table and summary.csv: the difference is the estimate at the look that stopped "
+                  "the comparison. **An estimate at an early stop is biased**: a comparison stops when its "
+                  "difference looks large (or small) enough, so stopped estimates overstate large differences on "
+                  "average; the repeated interval keeps its coverage. `p_value` is the sequential p of no "
+                  "difference (stagewise ordering: earlier looks' crossings count as more extreme), 1 when the "
+                  "comparison stopped equivalent before its test of no difference could reject; `p_nominal` is "
+                  "the fixed-sample paired p at that look (not valid under the stopping); `p_adjusted` is k × "
+                  "p_value, below 0.05 exactly when the boundary for *different* was crossed, as `significant` "
+                  "says; `ci_level` is the interval's level. effects.csv rows marked `sequential` carry these "
+                  "numbers; rows marked `fixed-sample` are fixed-sample tests not valid under the stopping."),
+        Table(*_rows(state, paired=True))]
+    saved = _saved(ctx, state)
+    if saved:
+        blocks.append(Paragraph(saved))
+    if not state.complete:
+        blocks.append(Bullets([f"The study is not finished: round {state.round} is still to run "
+                               "(rerun the same `gptlab run` command)."]))
+    return blocks
+
+
+def _rows(state, paired: bool = False) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
+    from gptlab.stats.adaptive import reported_p
+
     header = ["comparison", "stopped", "round", "seeds", "diff (repeated CI)", "why"]
+    if paired:
+        header = ["comparison", "stopped", "round", "pairs", "diff (repeated CI)", "level", "sequential p", "why"]
     rows = []
     for name, o in state.outcomes.items():
         r = o.result
@@ -51,6 +95,15 @@ def _rows(state) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
         else:
             why = f"decided {o.stopped} at the {r.n}-seed look" if r else o.stopped
         diff = "—" if r is None else f"{r.diff:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+        if paired:
+            k = (r.shares or (state.design.n_comparisons,) * 2)[0] if r else None
+            level = "—" if r is None else f"{1 - state.design.alpha / k:.1%}"
+            p = reported_p(o, state.design)
+            p = "—" if p != p else f"{p:.3g}"
+            dropped = f"; {o.missing} seed(s) failed, pair dropped" if o.missing and o.stopped != "budget" else ""
+            rows.append([f"{name} vs {o.pair.baseline}", o.stopped or "open", str(o.round or "—"),
+                         "—" if r is None or r.used is None else f"{r.used:g}", diff, level, p, why + dropped])
+            continue
         rows.append([f"{name} vs {o.pair.baseline}", o.stopped or "open", str(o.round or "—"),
                      str(r.n if r else "—"), diff, why])
     return header, rows
