@@ -1,5 +1,6 @@
 """The tuning policy: every cell first trains each candidate value on the tuning seeds; the value with the best
-compared metric (mean over the tuning seeds) is the cell's choice, written once to tuning.json and reused.
+compared metric (mean over the tuning seeds, compared within seed: `gptlab.stats.tuning.choose`) is the cell's
+choice, written once to tuning.json and reused.
 
 The tuning seeds never overlap the comparison seeds (checked when the spec loads): choosing the best of
 several runs and then testing on those same runs would favour the tuned side.
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gptlab.runner.spec import Cell, PlannedRun, Spec
+from gptlab.stats.tuning import choose, common_seeds
 from gptlab.store.study import read_tuning, write_tuning
 from gptlab.study.values import Stored
 
@@ -52,24 +54,27 @@ def decide(spec: Spec, runs_root: Path, results: dict[str, Stored]) -> dict[str,
     sign = 1 if spec.compare.goal == "maximize" else -1
     cells: dict[str, Any] = {}
     for cell in spec.cells:
-        runs, means = [], []
+        runs, means, by_seed = [], [], []
         for values in spec.tune.candidates():
-            metrics = []
+            metrics: dict[int, float] = {}
             for seed in spec.tune.seeds:
                 run = spec.planned(cell, seed, values, stage="tune")
                 got = results.get(run.name, Stored(None, math.nan))
                 runs.append({"run": run.name, "values": values, "seed": seed, "status": got.status,
                              "metric": None if math.isnan(got.value) else got.value})
                 if not math.isnan(got.value):
-                    metrics.append(got.value)
-            means.append({"values": values, "mean": sum(metrics) / len(metrics) if metrics else None,
+                    metrics[seed] = got.value
+            by_seed.append(metrics)
+            means.append({"values": values, "mean": sum(metrics.values()) / len(metrics) if metrics else None,
                           "n": len(metrics)})
-        scored = [m for m in means if m["mean"] is not None]
-        best = max(scored, key=lambda m: sign * m["mean"]) if scored else None
+        index = choose(by_seed, sign, spec.compare.pairing)  # within seed where the seeds allow (gptlab.stats)
+        best = means[index] if index is not None else None
         chosen = dict(best["values"]) if best else base_values(spec, cell)
+        paired_on = common_seeds(by_seed) if spec.compare.pairing != "none" else []
         cells[cell.name] = {"variant": cell.variant, "size": cell.size, "chosen": chosen,
                             "base": base_values(spec, cell), "decided": best is not None,
-                            "edges": edges(spec, chosen) if best else [], "means": means, "runs": runs}
+                            "edges": edges(spec, chosen) if best else [], "means": means, "runs": runs,
+                            **({"paired_on": paired_on} if len(paired_on) < len(spec.tune.seeds) else {})}
     write_tuning(Path(runs_root) / spec.name, {"signature": _signature(spec), "cells": cells})
     return {name: c["chosen"] for name, c in cells.items()}
 

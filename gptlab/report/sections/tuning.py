@@ -2,10 +2,12 @@
 verdicts at the shared value differ (tuned studies only: `ctx.extras["tuning"]`)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from gptlab.report.blocks import Block, Bullets, Figure, Heading, Paragraph, Table
 from gptlab.report.sections.context import ReportContext
+from gptlab.stats.tuning import sensitivity
 
 
 def section(ctx: ReportContext) -> list[Block]:
@@ -21,7 +23,10 @@ def section(ctx: ReportContext) -> list[Block]:
                   f"**{tuning.metric}** over those seeds. The tuning seeds are not among the compared seeds, so "
                   "no comparison is tested on the runs its value was chosen from. The choice is kept in "
                   "`tuning.json` of the run store and reused when the study is rerun."),
-        Table(*_table(tuning))]
+        Table(*_table(tuning, ctx.compare.sign)),
+        Paragraph(f"Sensitivity: the mean {tuning.metric} over the grid minus the best one (Wortsman et al. 2023, "
+                  "LR sensitivity; a value with no finished run counts as the worst finished one): 0 means every "
+                  "value tried is as good as the best, a larger number that the variant needs its value tuned.")]
     warnings = [w for c in tuning.cells for w in c.edges]
     if warnings:
         blocks.append(Bullets([f"Warning: {w}." for w in warnings]))
@@ -38,8 +43,9 @@ def section(ctx: ReportContext) -> list[Block]:
     return blocks
 
 
-def _table(tuning) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
-    """One row per variant: the chosen value, the shared value, and the mean metric at each candidate."""
+def _table(tuning, sign: int) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
+    """One row per variant: the chosen value, the shared value, its sensitivity and the mean metric at each
+    candidate."""
     key_cols = [f"chosen {k}" for k in tuning.keys]
     shared_cols = [f"shared {k}" for k in tuning.keys] if tuning.compare_shared else []
     candidates = []
@@ -48,12 +54,15 @@ def _table(tuning) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
             label = ", ".join(_v(row[k]) for k in tuning.keys)
             if label not in candidates:
                 candidates.append(label)
-    header = ["variant", *key_cols, *shared_cols, *(f"{tuning.metric} at {c}" for c in candidates)]
+    header = ["variant", *key_cols, *shared_cols, f"{', '.join(tuning.keys)} sensitivity",
+              *(f"{tuning.metric} at {c}" for c in candidates)]
     rows = []
     for cell in tuning.cells:
         means = {", ".join(_v(r[k]) for k in tuning.keys): r for _, r in cell.means.iterrows()}
+        grid = [float(means[c]["mean"]) if c in means else math.nan for c in candidates]
         cells = [cell.cell, *(_v(cell.chosen.get(k)) for k in tuning.keys),
-                 *(_v(cell.base.get(k)) for k in tuning.keys if tuning.compare_shared)]
+                 *(_v(cell.base.get(k)) for k in tuning.keys if tuning.compare_shared),
+                 _sensitivity(sensitivity(grid, sign))]
         for c in candidates:
             r = means.get(c)
             if r is None or r["mean"] != r["mean"]:
@@ -66,3 +75,7 @@ def _table(tuning) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
 
 def _v(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else "—" if value is None else str(value)
+
+
+def _sensitivity(value: float) -> str:
+    return "—" if not math.isfinite(value) else f"{value:.4f}"
