@@ -275,7 +275,7 @@ class _Loop:
             row = {"step": self.step, "train/loss": train_loss, "lr": lr,
                    "tokens_per_s": round(steps * tokens_per_step / elapsed, 1) if elapsed > 0 else None}
             if self.step_fn.last_z_loss is not None:  # z_loss > 0: its weighted term, apart from train/loss
-                pass
+                row["train/z_loss"] = self.step_fn.last_z_loss.item()
             if bool(nonfinite) or not train_loss < self.diverge_at:
                 self._emit(row)
                 self.progress.message(f"{self.meta.name} diverged at step {self.step}: train loss {train_loss}")
