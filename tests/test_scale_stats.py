@@ -243,3 +243,38 @@ def test_report_section_blocks(tmp_path):
     assert "| post vs pre | slope per e-fold of N |" in md and "the effect grows with size" in md
     assert "(N_c/N)^alpha" in md and "figures/scale_effect.png" in md
     assert "data:image/png;base64," in render_html(blocks, "t")
+
+
+def test_paired_scale_study_pairs_within_size_and_fits_the_slope_on_differences():
+    """pairing auto: seed s shares a seed effect across variants (as shared batches and weights do); each size's
+    effect is scipy's ttest_rel, the slope statsmodels' OLS of the per-seed differences on ln N, and the shared
+    noise no longer widens the slope's interval."""
+    rng = np.random.default_rng(3)
+    shared = {s: rng.normal(0.0, 0.03) for s in range(5)}  # per seed, common to both variants and every size
+    frame = runs({"post": lambda n: -0.02 * math.log(n / 1e5) - 0.01}, seeds=5, noise=0.002)
+    frame["value"] += frame["seed"].map(shared)
+    paired = scale_study(frame, "pre", margin=0.02, pairing="auto", predict_n_params=1e8)
+    unpaired = scale_study(frame, "pre", margin=0.02, pairing="none")
+    assert paired.pairing == "paired" and unpaired.pairing == "unpaired"
+    (comp,) = paired.comparisons
+    rows = []
+    for e in comp.effects:
+        here = frame[frame["size"] == e.size].sort_values("seed")
+        a, b = (here.loc[here["variant"] == v, "value"].to_numpy() for v in ("post", "pre"))
+        assert e.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
+        assert e.estimate == pytest.approx(np.mean(a - b), rel=1e-12)
+        rows += [{"d": x, "logn": math.log(SIZES[e.size])} for x in a - b]
+    ref = sm.OLS(pd.DataFrame(rows)["d"], sm.add_constant(pd.DataFrame(rows)["logn"])).fit()
+    assert comp.slope.estimate == pytest.approx(ref.params["logn"], rel=1e-9)
+    assert comp.slope.p_value == pytest.approx(ref.pvalues["logn"], rel=1e-9)
+    u = unpaired.comparisons[0].slope
+    assert comp.slope.ci_high - comp.slope.ci_low < (u.ci_high - u.ci_low) / 3
+    assert comp.verdict == "grows" and comp.prediction is not None
+    assert comp.prediction.estimate == pytest.approx(ref.params["const"] + ref.params["logn"] * math.log(1e8))
+    obs = ref.get_prediction(np.array([[1.0, math.log(1e8)]])).summary_frame(alpha=0.05).iloc[0]
+    assert (comp.prediction.pi_low, comp.prediction.pi_high) == (pytest.approx(obs["obs_ci_lower"], rel=1e-9),
+                                                                 pytest.approx(obs["obs_ci_upper"], rel=1e-9))
+    assert comp.prediction.extrapolated
+    # a seed missing on one side at one size: auto falls back to Welch only where fewer than two pairs remain
+    thin = frame[~((frame["variant"] == "post") & (frame["size"] == "s") & (frame["seed"] > 0))]
+    assert scale_study(thin, "pre", margin=0.02, pairing="auto").pairing == "unpaired"

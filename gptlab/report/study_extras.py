@@ -188,7 +188,7 @@ def _scale(a, spec: dict[str, Any]) -> None:  # noqa: ANN001
     base_mean = float(frame.loc[frame["variant"] == baseline, "value"].mean())
     a.extras["scale"] = scale_study(frame, baseline, margin=a.compare.margin_for(base_mean),
                                     sign=a.compare.sign, correction=a.compare.correction,
-                                    predict_n_params=target, metric=a.compare.metric)
+                                    predict_n_params=target, metric=a.compare.metric, pairing=a.compare.pairing)
     a.table["size"] = a.table["variant"].map(runs.groupby("label")["size"].first())
     a.extras["scale_budget"] = _budget(spec, ok.assign(tokens=tokens))
 

@@ -6,7 +6,8 @@ median parameter count of their runs; a size's N is the baseline's median parame
 (all runs' when the baseline has none), so "the effect at N" is what the variant changes in a model of N.
 
 Per size, each variant against the baseline: Welch difference with its 95% interval and p-value,
-and TOST at the margin (`gptlab.stats.summary.welch`, `gptlab.stats.inference.tost`).
+and TOST at the margin (`gptlab.stats.summary.welch`, `gptlab.stats.inference.tost`); with `pairing` auto
+(two pairs at every size) or seed, the paired ones and a slope fitted on per-seed differences (`scale_paired`).
 
 The trend, with 3 or more sizes: ONE OLS model of the per-run metric (statsmodels formula API, seeds as
 replicates, one residual variance for all runs):
@@ -41,6 +42,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from gptlab.stats.inference import ALPHA, CORRECTION_NAMES, adjust, tost
+from gptlab.stats.paired import MIN_PAIRS
+from gptlab.stats.scale_paired import (PAIRED_FORMULA, paired_fit, paired_prediction, paired_size_effects,
+                                       paired_slope)
 from gptlab.stats.scale_fits import PowerLaw, power_laws
 from gptlab.stats.summary import welch
 
@@ -145,6 +149,7 @@ class ScaleResult:
     model_df_resid: float
     runs: pd.DataFrame = field(repr=False, compare=False)  # the input runs used (COLUMNS)
     figures: tuple = field(default=(), compare=False)  # FigureFiles, set by scale_figures.with_figures
+    pairing: str = "unpaired"  # paired: per-size paired tests, slopes fitted on per-seed differences
 
     @property
     def verdicts(self) -> dict[str, str]:
@@ -172,8 +177,9 @@ class ScaleResult:
 
 def scale_study(runs: pd.DataFrame, baseline: str, *, margin: float, sign: int = -1, alpha: float = ALPHA,
                 correction: str = "holm", predict_n_params: float | None = None,
-                metric: str = "value") -> ScaleResult:
-    """Everything above from the finished runs of a scale study (see the module docstring)."""
+                metric: str = "value", pairing: str = "none") -> ScaleResult:
+    """Everything above from the finished runs of a scale study (see the module docstring); `pairing` auto or
+    seed compares within seed at each size and fits the slope on per-seed differences (`scale_paired`)."""
     if correction not in CORRECTION_NAMES:
         raise ValueError(f"correction must be one of {', '.join(CORRECTION_NAMES)}, not '{correction}'")
     missing = [c for c in COLUMNS if c not in runs]
@@ -191,9 +197,18 @@ def scale_study(runs: pd.DataFrame, baseline: str, *, margin: float, sign: int =
                    else float(data.loc[data["size"] == s, "n_params"].median()) for s in sizes}
     variants = [v for v in dict.fromkeys(data["variant"]) if v != baseline]
 
-    raw = {v: _size_effects(data, v, baseline, sizes, size_params, margin) for v in variants}
-    fit = _fit_model(data, baseline, variants, size_params) if len(sizes) >= TREND_SIZES else None
-    slopes = _slopes(fit, variants) if fit else {}
+    paired = pairing != "none" and _pairs_everywhere(data, variants, baseline, sizes, pairing)
+    if paired:
+        raw = {v: paired_size_effects(data, v, baseline, sizes, size_params, margin) for v in variants}
+        fits = {v: paired_fit(data, v, baseline, sizes, size_params) for v in variants}
+        fits = {v: f for v, f in fits.items() if f is not None}
+        slopes = {v: paired_slope(f) for v, f in fits.items()}
+        fit = None
+    else:
+        raw = {v: _size_effects(data, v, baseline, sizes, size_params, margin) for v in variants}
+        fit = _fit_model(data, baseline, variants, size_params) if len(sizes) >= TREND_SIZES else None
+        slopes = _slopes(fit, variants) if fit else {}
+        fits = {}
 
     # one family: per-size differences, per-size equivalences, slopes
     keys = [(v, i, kind) for v in variants for i in range(len(raw[v])) for kind in ("diff", "tost")]
@@ -212,14 +227,20 @@ def scale_study(runs: pd.DataFrame, baseline: str, *, margin: float, sign: int =
         if v in slopes:
             q = adjusted[(v, -1, "slope")]
             slope = Slope(v, **slopes[v], p_adjusted=q, significant=decide(q))
-        prediction = _predict(fit, variants.index(v), v, predict_n_params, size_params) if slope else None
+        prediction = None
+        if slope and paired:
+            prediction = _paired_predict(fits[v], v, predict_n_params, size_params)
+        elif slope:
+            prediction = _predict(fit, variants.index(v), v, predict_n_params, size_params)
         comparisons.append(Comparison(v, baseline, effects, slope, verdict(effects, slope, sizes, size_params),
                                       prediction))
     return ScaleResult(metric, baseline, sign, margin, alpha, correction, tuple(sizes), size_params,
                        tuple(comparisons), _ranking(data, sizes, sign),
                        tuple(power_laws(data, [baseline, *variants])) if sign < 0 else (),
-                       predict_n_params, MODEL_FORMULA if fit else None,
-                       float(fit.df_resid) if fit else math.nan, data)
+                       predict_n_params, (PAIRED_FORMULA if fits else None) if paired else
+                       (MODEL_FORMULA if fit else None),
+                       (min((f.df_resid for f in fits.values()), default=math.nan) if paired else
+                        float(fit.df_resid) if fit else math.nan), data, pairing="paired" if paired else "unpaired")
 
 
 def verdict(effects: tuple[SizeEffect, ...], slope: Slope | None, sizes: list[str],
@@ -255,6 +276,28 @@ def _size_effects(data: pd.DataFrame, variant: str, baseline: str, sizes: list[s
                     "n_baseline": len(b), "estimate": diff, "ci_low": lo, "ci_high": hi, "p_value": p,
                     "p_tost": tost(a, b, margin)})
     return out
+
+
+def _pairs_everywhere(data: pd.DataFrame, variants: list[str], baseline: str, sizes: list[str], pairing: str) -> bool:
+    """`seed` always pairs; `auto` when every variant has two pairs at every size where both sides ran."""
+    if pairing == "seed":
+        return True
+    for v in variants:
+        for size in sizes:
+            here = data[data["size"] == size]
+            a, b = (set(here.loc[here["variant"] == x, "seed"]) for x in (v, baseline))
+            if a and b and len(a & b) < MIN_PAIRS:
+                return False
+    return True
+
+
+def _paired_predict(fit: Any, variant: str, n_params: float | None, size_params: dict[str, float]
+                    ) -> Prediction | None:
+    if n_params is None or not n_params > 0:
+        return None
+    mean, lo, hi, pi_lo, pi_hi = paired_prediction(fit, n_params)
+    inside = min(size_params.values()) <= n_params <= max(size_params.values())
+    return Prediction(variant, float(n_params), mean, lo, hi, pi_lo, pi_hi, not inside)
 
 
 def _fit_model(data: pd.DataFrame, baseline: str, variants: list[str], size_params: dict[str, float]) -> Any:

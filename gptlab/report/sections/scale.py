@@ -19,9 +19,14 @@ def section(ctx: ReportContext) -> list[Block]:
     if not isinstance(result, ScaleResult):
         return []
     sizes = ", ".join(f"{s} ({count(result.size_params[s])} parameters)" for s in result.sizes)
+    paired = result.pairing == "paired"
+    test = "paired by seed: the per-seed differences' t" if paired else "Welch"
     method = (f"The study at {len(result.sizes)} sizes: {sizes}. Per size, each variant - {result.baseline} "
-              f"in {result.metric} (Welch, 95% CI; equivalent: TOST within ±{result.margin:g}); ")
-    if result.model_formula:
+              f"in {result.metric} ({test}, 95% CI; equivalent: TOST within ±{result.margin:g}); ")
+    if result.model_formula and paired:
+        method += (f"the slope of each effect per e-fold of N from an OLS of its per-seed differences on ln N "
+                   f"(`{result.model_formula}`, at least {result.model_df_resid:.0f} residual df); ")
+    elif result.model_formula:
         method += (f"the slope of each effect per e-fold of N from one OLS model of the per-run metric "
                    f"(`{result.model_formula}`, seeds as replicates, {result.model_df_resid:.0f} residual df); ")
     method += (f"all tests adjusted together ({CORRECTION_NAMES[result.correction]}); * significant at "
