@@ -214,6 +214,12 @@ def test_report_reads_packed_runs_like_unpacked(packed: Path, unpacked: Path):
     assert out.returncode == 0, out.stderr
     summary = (packed / "reports" / "study" / "summary.csv").read_text().splitlines()
     assert len(summary) == 2 and ",3," in summary[1]  # one variant, 3 finished seeds
+    # tokens/s of a packed run is its share of the pack's time: the run and the report say so
+    assert p["packed"].tolist() == [3.0] * 3 and u["packed"].isna().all()
+    md = (packed / "reports" / "study" / "report.md").read_text()
+    assert " (pack of 3) |" in md and "compare it only with runs of the same pack size" in md
+    out = cli("report", "study", "--runs", str(unpacked), "--out", str(unpacked / "reports"))
+    assert "pack of" not in (unpacked / "reports" / "study" / "report.md").read_text()
 
 
 def test_planner_groups_by_everything_but_the_packable_keys(tmp_path: Path):

@@ -119,6 +119,7 @@ def frames_from_records(records: list[RunRecord], specs: dict[str, dict[str, Any
         }
         for key in SUMMARY_FIELDS:
             row[key] = as_number(rec.summary.get(key))
+        row["packed"] = as_number(rec.summary.get("packed"))  # members of its pack; NaN: trained alone (or unknown)
         for key in SUMMARY_KEYS[len(SUMMARY_FIELDS):]:
             if rec.summary.get(key) is not None:
                 row[key] = rec.summary[key]

@@ -94,6 +94,8 @@ def run_pack(cfgs: list[RunConfig], metas: list[RunMeta], runs_root: Path, fresh
 class _Pack:
     def __init__(self, members: list[Member], runtime, data) -> None:  # noqa: ANN001
         self.members, self.rt, self.data = members, runtime, data
+        for m in members:  # summary.json says a member's tokens/s was measured in a pack of this many
+            m.pack_size = len(members)
         self.cfg = members[0].cfg  # the shapes and cadences every member shares
         t, M = self.cfg.train, len(members)
         shapes = {repr(m.cfg.replace(dropout=0.0).model) for m in members}
@@ -113,8 +115,7 @@ class _Pack:
         dropout = [m.cfg.model.dropout for m in members]
         self.model, self.params = stack_models([m.model for m in members], dropout)
         self.model.to(runtime.device).train()
-        if len(set(dropout)) == 1:  # otherwise stack_models chose the manual path (one dropout rate per member)
-            self.model.set_attention_backend(runtime.attn_backend)
+        self.model.set_attention_backend(runtime.attn_backend)
         tt = [m.cfg.train for m in members]
         names = {id(p): name for name, p in self.params.items()}  # a member's own parameter names
         self.diag = build_diagnostics(self.cfg.log.diagnostics, self.model, runtime, self.cfg.log.log_interval,

@@ -36,6 +36,7 @@ class Member:
         self.status = "pending"
         self.step, self.best, self.final, self.wall_prev = 0, math.inf, None, 0.0
         self.train_tokens, self.train_time = 0, 0.0
+        self.pack_size = 1  # set by the pack that trains it
         self.result: dict[str, Any] | None = None  # the summary once this member has ended
 
     # ---- start: the unpacked run's checks, under its lock ----
@@ -140,7 +141,8 @@ class Member:
     def write_summary(self, status: str, error: str | None = None) -> dict[str, Any]:
         summary = summary_record(status, best=self.best, final=self.final, steps=self.step, wall_s=self.wall(),
                                  train_tokens=self.train_tokens, train_time=self.train_time,
-                                 n_params=self.n_params, device=str(self.device), error=error)
+                                 n_params=self.n_params, device=str(self.device), error=error,
+                                 packed=self.pack_size)
         self.store.write_summary(summary)
         return summary
 

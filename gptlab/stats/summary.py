@@ -135,6 +135,7 @@ def group_table(runs: pd.DataFrame, values: pd.Series, order: list[str], compare
             "n_params": _first(runs.loc[mask, "n_params"]),
             "error": next((str(e) for e in runs.loc[mask, "error"] if isinstance(e, str) and e), None),
             "tokens_per_s": float(runs.loc[mask, "tokens_per_s"].astype(float).mean()),
+            "packed": float(runs.loc[mask, "packed"].astype(float).max()) if "packed" in runs else math.nan,
         })
     return pd.DataFrame(rows).set_index("variant", drop=False)
 

@@ -41,13 +41,18 @@ SUMMARY_FIELDS = ("best_val_loss", "final_val_loss", "steps", "wall_s", "tokens_
 
 
 def summary_record(status: str, *, best: float, final: float | None, steps: int, wall_s: float, train_tokens: int,
-                   train_time: float, n_params: int | None, device: str, error: str | None = None) -> dict:
+                   train_time: float, n_params: int | None, device: str, error: str | None = None,
+                   packed: int = 1) -> dict:
     """summary.json's content for a run (an unpacked or a packed one): a non-finite best is None, tokens/s
-    is over the time spent training (evals excluded)."""
+    is over the time spent training (evals excluded); `packed`: the members of the pack that trained it (absent
+    when unpacked), since a member's tokens/s is its share of the pack's time, not comparable with an unpacked
+    run's."""
     summary = {"status": status, "best_val_loss": best if math.isfinite(best) else None, "final_val_loss": final,
                "steps": steps, "wall_s": round(wall_s, 3),
                "tokens_per_s": round(train_tokens / train_time, 1) if train_time else None,
                "n_params": n_params, "device": device}
+    if packed > 1:
+        summary["packed"] = int(packed)
     if error:
         summary["error"] = error
     return summary

@@ -12,8 +12,12 @@ from gptlab.store import STATUS_ORDER
 
 
 def section(ctx: ReportContext) -> list[Block]:
+    note = ""
+    if "packed" in ctx.table and (ctx.table["packed"].astype(float) > 1).any():
+        note = (" tokens/s is per run: a run trained in a pack of k shares the pack's time with k - 1 others, so "
+                "compare it only with runs of the same pack size.")
     return [Heading("Results"), Table(*results_rows(ctx)),
-            Paragraph("`*`: significant after adjustment (adjusted p < 0.05).")]
+            Paragraph("`*`: significant after adjustment (adjusted p < 0.05)." + note)]
 
 
 def results_rows(ctx: ReportContext) -> tuple[list[str], list[list[str]]]:
@@ -34,10 +38,15 @@ def results_rows(ctx: ReportContext) -> tuple[list[str], list[list[str]]]:
         diff, verdict = _diff_cells(r, dp, ctx.compare.sign)
         status = ", ".join(f"{int(r[f'n_{s}'])} {s}" for s in STATUS_ORDER if r[f"n_{s}"])
         params = "" if math.isnan(r["n_params"]) else count(r["n_params"])
-        speed = "" if math.isnan(r["tokens_per_s"]) else f"{r['tokens_per_s']:,.0f}"
+        speed = "" if math.isnan(r["tokens_per_s"]) else f"{r['tokens_per_s']:,.0f}" + _packed(r.get("packed"))
         rows.append([str(r["variant"]), f"{r['n']}/{r['n_runs']}", mean, diff, p_cell(r["p_value"]),
                      p_cell(r["p_adjusted"]), verdict, str(r.get("health", "")), status, params, speed])
     return header, rows
+
+
+def _packed(size: object) -> str:
+    """' (pack of 4)': a packed run's tokens/s is its share of the pack's time, lower than when trained alone."""
+    return f" (pack of {int(size)})" if isinstance(size, float) and math.isfinite(size) and size > 1 else ""
 
 
 def p_cell(p: float) -> str:
