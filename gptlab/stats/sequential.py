@@ -242,7 +242,8 @@ def _stats(variant: np.ndarray, baseline: np.ndarray, paired: bool):
         diff = np.nanmean(variant, 1) - np.nanmean(baseline, 1)
         va, vb = np.nanvar(variant, 1, ddof=1) / na, np.nanvar(baseline, 1, ddof=1) / nb
         dof = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
-    return diff, np.sqrt(va + vb), np.where(np.isfinite(dof), dof, na + nb - 2.0), 2.0 / (1.0 / na + 1.0 / nb)
+        used = 2.0 / (1.0 / na + 1.0 / nb)  # seeds per arm of the equal-n design with the same information
+    return diff, np.sqrt(va + vb), np.where(np.isfinite(dof), dof, na + nb - 2.0), used
 
 
 def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.ndarray,

@@ -4,6 +4,12 @@ the fixed-n design and the naive "stop at the first p < 0.05" rule. Numpy only, 
 One study: a baseline and K variants whose per-seed metric is true_diff + noise. The adaptive, fixed and
 naive rules see the same draws when given the same `seed` (common random numbers), so their
 differences are not sampling noise between them.
+
+The noise can be made harder than the design assumes (`Noise`): the variants' spread `sd_ratio` times the
+baseline's, the variants skewed (standardised lognormal), heavy tails (t3), correlated with the
+baseline's at the same seed (`corr`: the paired design's gain), and seeds that fail at random (`fail`: a NaN on
+either side). `mutant` breaks the design on purpose, so a test can show its bound catches a broken procedure:
+"no_split" (alpha not split over the K comparisons), "welch" (Welch's unpaired test where the design pairs).
 """
 from __future__ import annotations
 
@@ -14,6 +20,27 @@ import numpy as np
 from gptlab.stats.sequential import SequentialDesign, decide_batch, rejects
 
 NOISES = ("gaussian", "t3")
+MUTANTS = ("no_split", "welch")
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Per-seed noise of a simulated study: `kind` (gaussian | t3) for the baseline and, unless `skew`, the
+    variants; the variants' sd is `sd_ratio` times the baseline's; `corr`: correlation of a variant's noise with the
+    baseline's at the same seed (exact for Gaussian and t3 noise; for skew the lognormal of the correlated normal);
+    `fail`: chance that any one run has no value (failed or diverged), independently on every side; `skew`: the
+    lognormal's sigma (0: no skew; 0.5 gives skewness 1.75, 1 gives 6.2)."""
+
+    kind: str = "gaussian"
+    sd_ratio: float = 1.0
+    skew: float = 0.0
+    corr: float = 0.0
+    fail: float = 0.0
+
+
+def _lognormal(g: np.ndarray, sigma: float) -> np.ndarray:
+    """exp(sigma g) standardised to mean 0 and sd 1."""
+    return (np.exp(sigma * g) - np.exp(sigma ** 2 / 2)) / np.sqrt((np.exp(sigma ** 2) - 1) * np.exp(sigma ** 2))
 
 
 def draw(rng: np.random.Generator, shape: tuple[int, ...], sd: float, noise: str) -> np.ndarray:
@@ -68,44 +95,72 @@ class SimOutcome:
 
 
 def _data(diffs, sd, n_max, n_studies, noise, seed):
+    """(baseline (S, n_max), variants (S, K, n_max)); `noise` a kind (independent arms, equal spreads) or a Noise."""
+    case = noise if isinstance(noise, Noise) else Noise(noise)
     rng = np.random.default_rng(seed)
-    baseline = draw(rng, (n_studies, n_max), sd, noise)
-    variants = np.asarray(diffs, float)[None, :, None] + draw(rng, (n_studies, len(diffs), n_max), sd, noise)
+    baseline = draw(rng, (n_studies, n_max), sd, case.kind)
+    if case == Noise(case.kind):  # 0.3's draws, value for value
+        return baseline, np.asarray(diffs, float)[None, :, None] + draw(rng, (n_studies, len(diffs), n_max), sd,
+                                                                           case.kind)
+    own = draw(rng, (n_studies, len(diffs), n_max), 1.0, "gaussian" if case.skew else case.kind)
+    mixed = case.corr * baseline[:, None, :] / sd + np.sqrt(1 - case.corr ** 2) * own
+    if case.skew:
+        mixed = _lognormal(mixed, case.skew)
+    variants = np.asarray(diffs, float)[None, :, None] + case.sd_ratio * sd * mixed
+    if case.fail > 0:
+        lost = np.random.default_rng([seed, 1])  # its own stream: the values do not change with the failure rate
+        baseline[lost.random(baseline.shape) < case.fail] = np.nan
+        variants[lost.random(variants.shape) < case.fail] = np.nan
     return baseline, variants
 
 
-def _family_look(designs, ns, variants, baseline, open_, dd, de):
+def _family_look(designs, ns, variants, baseline, open_, dd, de, *, paired=False, history=None, mutant=None):
     """One look of the family in S studies at once, with decide_family's Holm-type passing of alpha:
     comparison k of study s (open_[s, k]) uses designs[k] at ns[k] seeds; dd[s], de[s] comparisons stopped
-    earlier having rejected diff = 0, |diff| >= margin. Returns (verdict, rejected 0, rejected margin, diff)."""
+    earlier having rejected diff = 0, |diff| >= margin; `history` (S, K, j): each comparison's information
+    fractions at its earlier looks (NaN: untested), None when no seed fails. Returns (verdict, rejected 0,
+    rejected margin, diff, fraction tested at this look (NaN: untested))."""
     S, K = open_.shape
     rd, re_ = dd.copy(), de.copy()
     while True:
         kd, ke = K - np.minimum(rd, K - 1), K - np.minimum(re_, K - 1)
+        if mutant == "no_split":  # alpha not split over the comparisons
+            kd, ke = np.ones_like(kd), np.ones_like(ke)
         fd, fe, diff = np.zeros((S, K), bool), np.zeros((S, K), bool), np.full((S, K), np.nan)
+        frac = np.full((S, K), np.nan)
         for shares in {(int(x), int(y)) for x, y in zip(kd, ke)}:
             rows = (kd == shares[0]) & (ke == shares[1])
             for k in range(K):
                 idx = np.flatnonzero(rows & open_[:, k])
                 if not idx.size:
                     continue
-                b = decide_batch(designs[k], variants[idx, k, :ns[k]], baseline[idx, :ns[k]], shares)
+                b = decide_batch(designs[k], variants[idx, k, :ns[k]], baseline[idx, :ns[k]], shares,
+                                 paired=paired and mutant != "welch",
+                                 history=None if history is None else history[idx, k])
                 fd[idx, k], fe[idx, k] = rejects(designs[k], b)
                 diff[idx, k] = b.diff
+                frac[idx, k] = np.where(b.tested, b.fraction, np.nan)
         nd, ne = dd + fd.sum(1), de + fe.sum(1)
-        if np.array_equal(K - np.minimum(nd, K - 1), kd) and np.array_equal(K - np.minimum(ne, K - 1), ke):
+        if mutant == "no_split" or (np.array_equal(K - np.minimum(nd, K - 1), kd)
+                                    and np.array_equal(K - np.minimum(ne, K - 1), ke)):
             verdict = np.where(fe, "equivalent", np.where(fd, "different", "open"))
-            return np.where(open_, verdict, "open"), fd, fe, diff
+            return np.where(open_, verdict, "open"), fd, fe, diff, frac
         rd, re_ = nd, ne
 
 
-def simulate(design: SequentialDesign, diffs, sd: float, *, n_studies: int = 2000, noise: str = "gaussian",
-             seed: int = 0, rule: str = "adaptive") -> SimOutcome:
+def simulate(design: SequentialDesign, diffs, sd: float, *, n_studies: int = 2000, noise: str | Noise = "gaussian",
+             seed: int = 0, rule: str = "adaptive", paired: bool = False, mutant: str | None = None) -> SimOutcome:
     """The adaptive design (rule="adaptive"), or the naive rule that calls a comparison "different" at
-    the first look with a Welch p < design.alpha and never calls it equivalent (rule="naive")."""
+    the first look with a Welch p < design.alpha and never calls it equivalent (rule="naive").
+    `paired`: each look tests the per-seed differences (the design of `compare: {pairing: auto}`);
+    `noise`: a kind or a Noise; `mutant`: one of MUTANTS, a broken design (see the module's docstring)."""
     if rule not in ("adaptive", "naive"):
         raise ValueError(f"unknown rule {rule!r}; valid: adaptive, naive")
+    if mutant is not None and mutant not in MUTANTS:
+        raise ValueError(f"unknown mutant {mutant!r}; valid: {', '.join(MUTANTS)}")
     baseline, variants = _data(diffs, sd, design.max, n_studies, noise, seed)
+    failing = isinstance(noise, Noise) and noise.fail > 0
+    history = np.zeros((n_studies, len(diffs), 0)) if failing else None
     K = len(diffs)
     shape = (n_studies, K)
     verdict, estimate = np.full(shape, "open", dtype="<U10"), np.full(shape, np.nan)
@@ -114,7 +169,10 @@ def simulate(design: SequentialDesign, diffs, sd: float, *, n_studies: int = 200
     for n in design.looks:
         open_ = verdict == "open"
         if rule == "adaptive":
-            says, fd, fe, diff = _family_look([design] * K, [n] * K, variants, baseline, open_, dd, de)
+            says, fd, fe, diff, frac = _family_look([design] * K, [n] * K, variants, baseline, open_, dd, de,
+                                                    paired=paired, history=history, mutant=mutant)
+            if history is not None:
+                history = np.concatenate([history, frac[:, :, None]], axis=2)
             stop = open_ & (says != "open")
             dd, de = dd + (fd & stop).sum(1), de + (fe & stop).sum(1)
         else:
@@ -140,8 +198,8 @@ def simulate_fixed(ns, diffs, sd: float, *, alpha: float, margin: float, n_studi
     baseline, variants = _data(diffs, sd, n_max, n_studies, noise, seed)
     designs = [SequentialDesign(start=n, max=n, step=1, alpha=alpha, margin=margin, n_comparisons=K) for n in ns]
     zero = np.zeros(n_studies, int)
-    verdict, _, _, estimate = _family_look(designs, list(ns), variants, baseline, np.ones((n_studies, K), bool),
-                                           zero, zero)
+    verdict, _, _, estimate, _ = _family_look(designs, list(ns), variants, baseline,
+                                              np.ones((n_studies, K), bool), zero, zero)
     seeds = np.broadcast_to(np.asarray(ns), (n_studies, K))
     return SimOutcome(tuple(diffs), margin, verdict.astype("<U10"), estimate, seeds, np.full(n_studies, n_max))
 

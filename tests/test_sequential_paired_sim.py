@@ -1,0 +1,151 @@
+"""The adaptive design on pairs (issue 30): its look statistics against scipy/statsmodels, the defined verdict of
+a twin, a failed seed dropped (not freezing the comparison), the stagewise p, and its error rates by simulation
+where the unpaired design was shown to fail (unequal spreads, skew, heavy tails, paired noise, a partial null,
+failed seeds), each case with a broken design (`mutant`) the same bound catches.
+
+2000 studies per case here (600 with failed seeds: each study's observed information has its own boundaries),
+4000 in benchmarks/sequential_sim.py; the bound is alpha + 3 standard errors at the studies run."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gptlab.stats.sequential import SequentialDesign, _z_boundaries, decide, spent, stagewise_p
+from gptlab.stats.sequential_sim import Noise, simulate
+
+SD, MARGIN, ALPHA = 0.008, 0.02, 0.05
+DESIGN = SequentialDesign(start=3, max=12, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=3)
+NULL, AT_MARGIN = (0.0, 0.0, 0.0), (MARGIN, MARGIN, -MARGIN)
+
+
+def bound(studies: int, rate: float = ALPHA) -> float:
+    return rate + 3 * math.sqrt(rate * (1 - rate) / studies)
+
+
+def test_a_paired_look_is_scipys_paired_t_and_statsmodels_ttost_paired():
+    from scipy import stats
+    from statsmodels.stats.weightstats import ttost_paired
+
+    rng = np.random.default_rng(4)
+    base = rng.normal(3.0, SD, 12)
+    var = base + 0.004 + 0.5 * rng.normal(0, SD, 12)  # correlated with the baseline seed for seed
+    r = decide(DESIGN, var[:5], base, paired=True)
+    assert r.paired and r.used == 5
+    assert r.p_value == pytest.approx(stats.ttest_rel(var[:5], base[:5]).pvalue, rel=1e-10)
+    # the repeated interval is the paired t interval at the look's level (n - 1 df)
+    d = var[:5] - base[:5]
+    half = stats.t.isf(r.p_boundary / 2, 4) * d.std(ddof=1) / math.sqrt(5)
+    assert (r.ci_low, r.ci_high) == pytest.approx((d.mean() - half, d.mean() + half), rel=1e-10)
+    # "equivalent" iff statsmodels' paired TOST rejects at the look's one-sided level
+    p_eq = DESIGN.thresholds()[1][1]
+    for margin in (0.004, 0.008, 0.02):
+        design = SequentialDesign(start=3, max=12, step=2, alpha=ALPHA, margin=margin, n_comparisons=3)
+        p_tost = ttost_paired(var[:5], base[:5], -margin, margin)[0]
+        assert (decide(design, var[:5], base, paired=True).verdict == "equivalent") == (p_tost < p_eq), margin
+
+
+def test_a_twin_is_equivalent_at_the_first_look_with_defined_numbers():
+    base = np.random.default_rng(1).normal(3.0, SD, 12)
+    r = decide(DESIGN, base[:3].copy(), base, paired=True)
+    assert (r.verdict, r.look, r.diff, r.ci_low, r.ci_high, r.p_value) == ("equivalent", 0, 0.0, 0.0, 0.0, 1.0)
+    assert r.p_sequential == 1.0
+    shifted = decide(DESIGN, base[:3] + 0.03, base, paired=True)  # every pair differs by exactly 0.03
+    assert shifted.verdict == "different" and shifted.p_value == 0.0 and shifted.ci_low == pytest.approx(0.03)
+
+
+def test_a_failed_seed_drops_its_pair_and_spends_alpha_by_the_pairs_present():
+    from gptlab.stats.adaptive import Pair, replay
+
+    rng = np.random.default_rng(2)
+    base = rng.normal(3.0, SD, 12)
+    table = {"base": base.copy(), "v": base + 0.05 + 0.1 * rng.normal(0, SD, 12),
+             "w": base + 0.3 * rng.normal(0, SD, 12)}
+    design = SequentialDesign(start=3, max=9, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=2)
+    for side in ("base", "v"):
+        values = {k: v.copy() for k, v in table.items()}
+        values[side][1] = np.nan  # seed 1 failed on this side
+        state = replay(design, [Pair("v", "base"), Pair("w", "base")], lambda c, s: True,
+                       lambda c, s, t=values: float(t[c][s]), paired=True)
+        o = state.outcomes["v"]
+        assert (o.stopped, o.round, o.missing, o.result.used) == ("different", 1, 1, 2.0), side
+        # the boundary is the one at 2 of the 9 planned pairs, not at the 3 planned for this look
+        level = 2 * design.thresholds(o.result.shares, (2 / 9,))[0][0]
+        assert o.result.p_boundary == pytest.approx(level) and level < 2 * design.thresholds(o.result.shares)[0][0]
+        assert state.outcomes["w"].stopped == "equivalent"
+
+
+def test_stagewise_p_is_the_spent_alpha_at_the_boundary_and_agrees_with_the_verdict():
+    t, a = (3 / 12, 5 / 12, 7 / 12), ALPHA / 3
+    c = _z_boundaries(t, a, True, "pocock")
+    for j in range(3):
+        assert stagewise_p(t[:j + 1], a, "pocock", c[j]) == pytest.approx(float(spent(t[j], a, "pocock")), rel=1e-5)
+        assert stagewise_p(t[:j + 1], a, "pocock", c[j] + 0.1) < float(spent(t[j], a, "pocock"))
+    full = tuple(n / 12 for n in DESIGN.looks)
+    assert stagewise_p(full, a, "pocock", _z_boundaries(full, a, True, "pocock")[-1] - 0.05) > a  # not crossed
+
+
+# (case, diffs of the false-"different" check, its null comparisons, diffs of the false-"equivalent" check, the
+# comparisons at the margin, studies). Paired noise: the seed sd is SD / sqrt(1 - corr), so the per-seed
+# differences have the same spread in every case and the mutant's failure is not hidden by a tiny sd of d.
+CASES = {
+    "unequal spreads (variant sd 3x)": (Noise(sd_ratio=3.0), 2000),
+    "skewed variant (lognormal sigma 0.5)": (Noise(skew=0.5), 2000),
+    "heavy tails (t3)": (Noise("t3"), 2000),
+    "paired noise, corr 0": (Noise(corr=0.0), 2000),
+    "paired noise, corr 0.6": (Noise(corr=0.6), 2000),
+    "paired noise, corr 0.99": (Noise(corr=0.99), 2000),
+    "failed seeds (5% of runs, either side)": (Noise(fail=0.05), 600),
+}
+
+
+def _sd(noise: Noise) -> float:
+    return SD / math.sqrt(1 - noise.corr) if noise.corr else SD
+
+
+def _rates(noise: Noise, studies: int, mutant: str | None = None, diffs=(NULL, AT_MARGIN), nulls=(0, 1, 2),
+           margins=(0, 1, 2), design: SequentialDesign = DESIGN) -> tuple[float, float]:
+    sd = _sd(noise)
+    a = simulate(design, diffs[0], sd, n_studies=studies, noise=noise, seed=1, paired=True, mutant=mutant)
+    b = simulate(design, diffs[1], sd, n_studies=studies, noise=noise, seed=2, paired=True, mutant=mutant)
+    return (float((a.verdict[:, list(nulls)] == "different").any(1).mean()),
+            float((b.verdict[:, list(margins)] == "equivalent").any(1).mean()))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_error_rates_hold_and_the_unsplit_mutant_breaks_them(case):
+    noise, studies = CASES[case]
+    different, equivalent = _rates(noise, studies)
+    assert different <= bound(studies) and equivalent <= bound(studies), (different, equivalent)
+    broken = _rates(noise, studies, mutant="no_split")
+    assert max(broken) > bound(studies), broken  # the bound catches a design that does not split alpha
+
+
+def test_partial_null_error_rates_hold_and_the_unsplit_mutant_breaks_them():
+    """Some comparisons null (or at the margin), one a real effect (or truly equivalent) decided early, whose
+    alpha Holm passes on to the others: the family rates over the null (margin) comparisons only."""
+    four = SequentialDesign(start=3, max=12, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=4)
+    kw = dict(diffs=((0.0, 0.0, 0.0, 0.06), (MARGIN, MARGIN, -MARGIN, 0.0)), nulls=(0, 1, 2), margins=(0, 1, 2),
+              design=four)
+    different, equivalent = _rates(Noise(), 2000, **kw)
+    assert different <= bound(2000) and equivalent <= bound(2000), (different, equivalent)
+    assert max(_rates(Noise(), 2000, mutant="no_split", **kw)) > bound(2000)
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: a skewed variant with 3x the spread breaks the t statistic at "
+                   "3-12 pairs (false 'different' ~0.10, false 'equivalent' ~0.11 paired; Welch as bad)")
+def test_unequal_spreads_and_skew_together():
+    different, equivalent = _rates(Noise(sd_ratio=3.0, skew=0.5), 2000)
+    assert different <= bound(2000) and equivalent <= bound(2000), (different, equivalent)
+
+
+def test_pairs_decide_a_correlated_equivalence_that_welch_leaves_open():
+    """The paired design's point: at corr 0.99 a small true diff is shown equivalent within a few seeds, where
+    the Welch mutant (the pairs thrown away) rarely can."""
+    paired = simulate(DESIGN, (0.005, 0.0, -0.005), 0.03, n_studies=500, noise=Noise(corr=0.99), seed=3,
+                      paired=True)
+    welch = simulate(DESIGN, (0.005, 0.0, -0.005), 0.03, n_studies=500, noise=Noise(corr=0.99), seed=3,
+                     paired=True, mutant="welch")
+    assert paired.rate("equivalent").min() > 0.95 and welch.rate("equivalent").max() < 0.2
+    assert paired.expected_runs() < 0.5 * welch.expected_runs()
