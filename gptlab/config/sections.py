@@ -142,6 +142,9 @@ class TrainConfig:
     eval_interval: int = 250
     eval_steps: int = 200
     seed: int = 0
+    # the streams a seed splits into (gptlab/train/streams.py); null = seed. One held, the other varied.
+    data_seed: int | None = None   # which training windows, in which order
+    init_seed: int | None = None   # the initial weights
     device: str = "auto"
     # auto: bf16 autocast where the hardware multiplies bf16 (CUDA with bf16, AVX512-BF16/AMX CPUs), else float32
     dtype: str = _choice("auto", "float32", "bfloat16", "float16", default="auto")
@@ -164,6 +167,10 @@ class TrainConfig:
                  "use e.g. muon_lr=0.02")
         _require(0.0 <= self.muon_momentum < 1.0, "muon_momentum", "must be in [0, 1)", "use e.g. muon_momentum=0.95")
         _require(0 <= self.seed < 2**63, "seed", "must be in [0, 2^63)")
+        for key in ("data_seed", "init_seed"):
+            value = getattr(self, key)
+            _require(value is None or 0 <= value < 2**63, key, f"must be in [0, 2^63) or null, got {value}",
+                     f"use {key}=null (the run's seed) or a seed such as {key}=1")
         for key in ("beta1", "beta2"):
             _require(0.0 <= getattr(self, key) < 1.0, key, "must be in [0, 1)")
         _require(bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device)), "device",

@@ -33,9 +33,12 @@ class PackMember:
 
 
 def pack_key(config, mode: str) -> tuple:  # noqa: ANN001 - a RunConfig
-    """What members of one pack share: the whole config but the seed (seeds) or the packable keys (auto)."""
+    """What members of one pack share: the whole config but the seed (seeds) or the packable keys (auto),
+    and whether dropout is on (with it, attention trains on the manual kernel, without it on the fused
+    one: a member packed across that line would not compute what its unpacked run does)."""
     free = {"seed"} | (set(PACKABLE_KEYS) if mode == "auto" else set())
-    return tuple(sorted((k, repr(v)) for k, v in config.flat().items() if k not in free))
+    key = sorted((k, repr(v)) for k, v in config.flat().items() if k not in free)
+    return tuple(key) + (("dropout_on", config.model.dropout > 0),)
 
 
 def why_not_packable(config) -> str | None:  # noqa: ANN001

@@ -168,8 +168,8 @@ def stack_models(models: list[nn.Module], dropout: list[float]) -> tuple[nn.Modu
             setattr(module, cname, new)
 
     swap(template)
-    if len(set(dropout)) > 1:  # fused attention takes one dropout rate; the manual path uses attn_drop
-        template.set_attention_backend("manual")
     for block in getattr(template, "blocks", []):
-        block.attn.dropout = dropout[0]  # the fused kernel's rate (all members share it on that path)
+        # > 0: training takes the manual kernel (as each member's unpacked run does), whose attn_drop has
+        # each member's rate; the planner packs runs with and without dropout apart (plan.pack_key)
+        block.attn.dropout = max(dropout)
     return template, stacked

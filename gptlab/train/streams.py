@@ -28,8 +28,8 @@ class Streams:
 
 
 def run_streams(train) -> Streams:  # noqa: ANN001 - a TrainConfig
-    init = train.seed if getattr(train, 'init_seed', None) is None else train.init_seed
-    data = train.seed if getattr(train, 'data_seed', None) is None else train.data_seed
+    init = train.seed if train.init_seed is None else train.init_seed
+    data = train.seed if train.data_seed is None else train.data_seed
     return Streams(init=init, data=data, dropout=stream_seed(train.seed, "dropout"))
 
 
