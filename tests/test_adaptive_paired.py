@@ -1,0 +1,120 @@
+"""The adaptive design on pairs with real tiny training (issue 30): a twin (the baseline's config under another
+name: every per-seed difference is exactly 0) is decided equivalent at the first look; a far variant is decided
+different; a seed whose run failed, on either side, drops its pair, is counted, and the comparison is still
+decided (the next round trains the seeds still planned, the failed one is not retried); a look's paired numbers
+equal scipy's `ttest_rel` and statsmodels' `ttost_paired` on the stored values.
+
+A failure is injected as tests/test_study_adaptive.py does: the stored run's summary.json says `failed`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.study_runs import ENV, TINY, gptlab_run, summary
+
+pytestmark = pytest.mark.slow
+SPEC = {"name": "paired", "description": "adaptive seeds on pairs",
+        "base": {**TINY, "max_steps": 40, "eval_interval": 20, "log_interval": 10, "lr": 1.0e-2,
+                 "norm_placement": "post"},
+        "variants": {"base": {}, "slow": {"lr": 1.0e-4}, "twin": {}},
+        "seeds": {"start": 3, "max": 5, "step": 2}, "compare": {"baseline": "base", "margin": 0.005}}
+ARGS = ("--pack", "auto")
+
+
+def replayed(spec: Path, runs: Path):  # noqa: ANN202
+    from gptlab.runner.spec import load_spec
+    from gptlab.study.adaptive import replay_store
+
+    return replay_store(load_spec(spec), runs, None)
+
+
+def values(exp: Path, cell: str, seeds) -> np.ndarray:  # noqa: ANN001
+    """The compared value (val/loss, minimized: the best) of each seed's run, read from summary.json."""
+    return np.array([summary(exp / f"{cell}-seed{s}")["best_val_loss"] for s in seeds], dtype=float)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("paired")
+    spec = root / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    out = gptlab_run(spec, root / "runs", *ARGS)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return {"spec": spec, "runs": root / "runs", "root": root}
+
+
+def test_the_twin_is_equivalent_at_the_first_look_and_the_far_variant_different(study):
+    state = replayed(study["spec"], study["runs"])
+    assert state.complete and state.paired
+    twin, slow = state.outcomes["twin"], state.outcomes["slow"]
+    assert (twin.stopped, twin.round, twin.result.look, twin.result.used) == ("equivalent", 1, 0, 3.0)
+    assert twin.result.diff == pytest.approx(0.0, abs=1e-6) and twin.result.p_value == pytest.approx(1.0)
+    assert (slow.stopped, slow.round) == ("different", 1) and slow.result.diff > 0.3
+
+
+def test_a_look_equals_scipy_ttest_rel_and_statsmodels_ttost_paired(study, tmp_path):
+    from scipy import stats
+    from statsmodels.stats.weightstats import ttost_paired
+
+    exp = study["runs"] / "paired"
+    state = replayed(study["spec"], study["runs"])
+    a, b = values(exp, "slow", range(3)), values(exp, "base", range(3))
+    r = state.outcomes["slow"].result
+    assert r.diff == pytest.approx(float(np.mean(a - b)), rel=1e-6)
+    assert r.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-6)
+    half = stats.t.isf(r.p_boundary / 2, 2) * np.std(a - b, ddof=1) / math.sqrt(3)
+    assert (r.ci_low, r.ci_high) == pytest.approx((np.mean(a - b) - half, np.mean(a - b) + half), rel=1e-6)
+    # the equivalence verdict is statsmodels' paired TOST at the look's one-sided level, at several margins
+    design = state.design
+    p_eq = design.thresholds(r.shares)[1][0]
+    from gptlab.stats.sequential import SequentialDesign, decide
+
+    for margin in (0.3, 1.0, 3.0):
+        moved = SequentialDesign(design.start, design.max, design.step, margin=margin,
+                                 n_comparisons=design.n_comparisons)
+        said = decide(moved, a, b, paired=True, shares=r.shares).verdict == "equivalent"
+        assert said == (ttost_paired(a, b, -margin, margin)[0] < p_eq), margin
+    # the report: summary.csv says paired, its nominal p is ttest_rel's, its p_value the sequential one
+    out = subprocess.run([sys.executable, "-m", "gptlab", "report", "paired", "--runs", str(study["runs"]),
+                          "--out", str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = {row["variant"]: row for row in csv.DictReader((tmp_path / "paired" / "summary.csv").open())}
+    assert (rows["slow"]["pairing"], rows["slow"]["pairs"], rows["slow"]["stopped"]) == ("paired", "3", "different")
+    assert float(rows["slow"]["p_nominal"]) == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-5)
+    assert float(rows["slow"]["p_value"]) == pytest.approx(r.p_sequential, rel=1e-5)
+    assert float(rows["slow"]["p_adjusted"]) < 0.05 and rows["slow"]["significant"] == "True"
+    assert (rows["twin"]["equivalent"], rows["twin"]["significant"], rows["twin"]["p_value"]) == ("True", "False", "1")
+    md = (tmp_path / "paired" / "report.md").read_text()
+    assert "**Pairing: by seed.**" in md and "An estimate at an early stop is biased" in md
+
+
+@pytest.mark.parametrize("side", ["base", "slow"])
+def test_a_failed_seed_on_either_side_is_dropped_and_the_comparison_still_decided(study, side, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(study["runs"], runs)
+    exp = runs / "paired"
+    lost = exp / f"{side}-seed1" / "summary.json"
+    lost.write_text(json.dumps({**summary(exp / f"{side}-seed1"), "status": "failed", "error": "injected"}))
+    state = replayed(study["spec"], runs)
+    slow = state.outcomes["slow"]
+    assert slow.missing == 1 and slow.result.used == 2.0  # seed 1's pair dropped and counted, not a frozen look
+    if side == "base":  # the baseline's failure reaches every comparison: the twin is still decided on 2 pairs
+        assert (state.outcomes["twin"].stopped, state.outcomes["twin"].result.used) == ("equivalent", 2.0)
+    out = gptlab_run(study["spec"], runs, *ARGS)  # the same command finishes the study
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(lost.read_text())["status"] == "failed"  # not retried
+    state = replayed(study["spec"], runs)
+    slow = state.outcomes["slow"]
+    assert state.complete and slow.stopped == "different", slow
+    assert slow.result.used == slow.result.n - 1 and slow.missing == 1
+    assert "without a value, dropped" in out.stdout
