@@ -8,6 +8,9 @@ Scenarios (K = 3 comparisons, seed sd 0.008 nats, margin 0.02, alpha 0.05, seeds
   (b) true diffs +margin, +margin, -margin: the family's false "equivalent" rate;
   (c) diffs 0.03 (large), 0 (null), 0.003 (an equivalent pair): power and expected seeds, against the
       fixed design whose power calculation (statsmodels) asks for the adaptive design's simulated power.
+  (d) the paired design (issue 30) where the unpaired one was shown to fail: unequal spreads, skew, heavy tails,
+      paired noise (corr 0, 0.6, 0.99), a partial null, failed seeds: (a) and (b) per case, beside the unpaired
+      (Welch) design and the mutant that does not split alpha (`--paired-only` runs this part alone).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import math
 import numpy as np
 
 from gptlab.stats.sequential import SequentialDesign, fixed_design_seeds
-from gptlab.stats.sequential_sim import NOISES, equal_power_fixed, simulate, simulate_fixed
+from gptlab.stats.sequential_sim import NOISES, Noise, equal_power_fixed, simulate, simulate_fixed
 
 SD, MARGIN, ALPHA = 0.008, 0.02, 0.05
 EFFICIENCY_DIFFS = (0.03, 0.0, 0.003)
@@ -55,14 +58,60 @@ def efficiency(design: SequentialDesign, diffs: tuple[float, ...], S: int) -> No
                   f"{ad.expected_runs() / fx.expected_runs():.3f} |")
 
 
+# (d): the cases of tests/test_sequential_paired_sim.py; paired noise at seed sd SD / sqrt(1 - corr), so the
+# per-seed differences keep one spread; the partial null has K = 4: three null (at the margin), one not
+PAIRED_CASES = {
+    "unequal spreads (variant sd 3x)": Noise(sd_ratio=3.0),
+    "skewed variant (lognormal sigma 0.5)": Noise(skew=0.5),
+    "unequal spreads and skew (3x, sigma 0.5)": Noise(sd_ratio=3.0, skew=0.5),
+    "heavy tails (t3)": Noise("t3"),
+    "paired noise, corr 0": Noise(corr=0.0),
+    "paired noise, corr 0.6": Noise(corr=0.6),
+    "paired noise, corr 0.99": Noise(corr=0.99),
+    "partial null (K = 4)": Noise(),
+    "failed seeds (5% of runs)": Noise(fail=0.05),
+}
+
+
+def paired_cases(S: int) -> None:
+    limit = ALPHA + 3 * se(ALPHA, S)
+    print(f"\n(d) paired design, {S} studies per case; family rates over the null (at-margin) comparisons; "
+          f"limit {limit:.4f}\n")
+    print("| case | paired: false different | paired: false equivalent | unpaired (Welch) | mutant no_split |")
+    print("| --- | --- | --- | --- | --- |")
+    for case, noise in PAIRED_CASES.items():
+        sd = SD / math.sqrt(1 - noise.corr) if noise.corr else SD
+        k = 4 if case.startswith("partial") else 3
+        design = SequentialDesign(start=3, max=12, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=k)
+        null, at = ((0.0, 0.0, 0.0, 0.06), (MARGIN, MARGIN, -MARGIN, 0.0)) if k == 4 else \
+            ((0.0,) * 3, (MARGIN, MARGIN, -MARGIN))
+
+        def rates(**kw) -> tuple[float, float]:
+            a = simulate(design, null, sd, n_studies=S, noise=noise, seed=1, **kw)
+            b = simulate(design, at, sd, n_studies=S, noise=noise, seed=2, **kw)
+            return (float((a.verdict[:, :3] == "different").any(1).mean()),
+                    float((b.verdict[:, :3] == "equivalent").any(1).mean()))
+
+        d, e = rates(paired=True)
+        welch = "—" if noise.fail else "{:.4f} / {:.4f}".format(*rates())  # with failures 0.3 froze the look
+        md, me = rates(paired=True, mutant="no_split")
+        ok = lambda x: f"{x:.4f} ± {se(x, S):.4f} {'ok' if x <= limit else 'FAIL'}"  # noqa: E731
+        print(f"| {case} | {ok(d)} | {ok(e)} | {welch} | {md:.4f} / {me:.4f} "
+              f"{'fails, as it must' if max(md, me) > limit else 'PASSES?'} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--studies", type=int, default=4000)
     ap.add_argument("--spending", nargs="+", default=["pocock", "obrien_fleming"])
+    ap.add_argument("--paired-only", action="store_true", help="only (d), the paired design's cases")
     args = ap.parse_args()
     S = args.studies
     limit = ALPHA + 3 * se(ALPHA, S)
     print(f"studies per scenario: {S}; pass limit for an error rate: alpha + 3 SE = {limit:.4f}\n")
+    if args.paired_only:
+        paired_cases(S)
+        return
     for spending in args.spending:
         design = SequentialDesign(start=3, max=12, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=3,
                                   spending=spending)
@@ -83,6 +132,7 @@ def main() -> None:
         for diffs in (EFFICIENCY_DIFFS, *NEAR_MARGIN):
             efficiency(design, diffs, S)
         print()
+    paired_cases(S)
 
 
 if __name__ == "__main__":
