@@ -56,10 +56,45 @@ def test_scale_section_verdict_and_figures(reported):
     assert any(f"post vs pre: {word}" in scale or f"the effect {word}" in scale for word in VERDICT_WORDS), scale
     assert "slope per e-fold of N" in scale and "Kendall's tau" in scale
     for name in ("scale_effect", "scale_loss"):
-        assert (reported / "reports" / "sc" / "figures" / f"{name}.png").stat().st_size > 1000
-        assert f"figures/{name}.png" in scale
-    assert "scale_effect" in (reported / "reports" / "sc" / "report.html").read_text() or \
-        scale.count("data:image") == 0  # the HTML embeds figures as data URIs
+        assert f"![" in scale and f"(figures/{name}.png)" in scale and f"(figures/{name}.svg)" in scale
+
+
+def test_the_figures_show_the_effects_the_report_states(reported, tmp_path):
+    """The effect figure's points and bars are effects.csv's per-size rows at the stored parameter counts; the
+    report's files are that figure (redrawn from the store: the same SVG bytes); the HTML embeds those PNGs."""
+    import base64
+    import re
+
+    from gptlab.report.build import analyze, load_all
+    import matplotlib
+
+    from gptlab.report.figures.base import _RC, label_colors, save_figure
+    from gptlab.report.figures.scale import effect_figure, scale_figures
+
+    folder = reported / "reports" / "sc"
+    rows = {r["at"]: r for r in csv.DictReader((folder / "effects.csv").open()) if r["term"] == "post vs pre"}
+    n_params = {r["size"]: int(float(r["n_params"])) for r in csv.DictReader((folder / "summary.csv").open())
+                if r["variant"] == f"pre-size={r['size']}"}  # a size's N is the baseline's
+    result = analyze(load_all(reported / "runs"), "sc").extras["scale"]
+    with matplotlib.rc_context(_RC):  # as the report draws it
+        fig, _ = effect_figure(result, label_colors([result.baseline, *(c.variant for c in result.comparisons)]))
+        (bars,) = fig.axes[0].containers  # one comparison: one errorbar set
+        points, _caps, (vertical,) = bars.lines
+        drawn = save_figure(fig, tmp_path, "checked", "")
+    sizes = sorted(n_params, key=n_params.get)
+    assert sizes == ["s", "m", "l"], n_params
+    assert list(points.get_xdata()) == [n_params[s] for s in sizes]
+    assert list(points.get_ydata()) == pytest.approx([float(rows[s]["estimate"]) for s in sizes], rel=1e-5)
+    assert [y for seg in vertical.get_segments() for y in (seg[0][1], seg[1][1])] == pytest.approx(
+        [float(rows[s][k]) for s in sizes for k in ("ci_low", "ci_high")], rel=1e-5)  # CSV: 6 digits
+    # the report's scale_effect files are this figure, and its HTML embeds them (and the loss figure redrawn)
+    assert (folder / "figures" / "scale_effect.svg").read_bytes() == drawn.svg.read_bytes()
+    html = (folder / "report.html").read_text()
+    embedded = [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+    assert drawn.png.read_bytes() in embedded and (folder / "figures" / "scale_effect.png").read_bytes() in embedded
+    (loss,) = [f for f in scale_figures(result, tmp_path / "again") if f.name == "scale_loss"]
+    assert (folder / "figures" / "scale_loss.svg").read_bytes() == loss.svg.read_bytes()
+    assert (folder / "figures" / "scale_loss.png").read_bytes() in embedded
 
 
 def test_effects_and_summary_carry_sizes_and_parameter_counts(reported):
@@ -75,3 +110,20 @@ def test_effects_and_summary_carry_sizes_and_parameter_counts(reported):
     for row in summary:
         assert row["size"] in ("s", "m", "l")
         assert int(float(row["n_params"])) == stored[row["variant"]], row
+
+
+def test_results_rows_compare_each_size_with_the_baseline_at_that_size(reported):
+    """summary.csv: post at size X against pre at size X (never 'differs in several factors' across sizes), the
+    diff the paired per-seed difference of the stored runs of that size."""
+    from gptlab import load_runs
+
+    runs = load_runs(reported / "runs")
+    rows = {r["variant"]: r for r in csv.DictReader((reported / "reports" / "sc" / "summary.csv").open())}
+    md = (reported / "reports" / "sc" / "report.md").read_text()
+    assert "differs in several factors" not in md
+    for size in ("s", "m", "l"):
+        here = runs[(runs["size"] == size) & (runs["stage"] == "compare")]
+        post = here[here["variant"] == "post"].set_index("seed")["best_val_loss"].sort_index()
+        pre = here[here["variant"] == "pre"].set_index("seed")["best_val_loss"].sort_index()
+        assert float(rows[f"post-size={size}"]["diff"]) == pytest.approx(float((post - pre).mean()), rel=1e-4)
+        assert rows[f"post-size={size}"]["pairing"] == "paired" and rows[f"pre-size={size}"]["diff"] == ""

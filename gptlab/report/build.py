@@ -99,7 +99,9 @@ def _analyze_runs(sub: LoadedRuns, experiment: str, spec: dict[str, Any] | None,
     baseline = _baseline_label(sub.runs, compare, design)
     factors = factors_of(design.label_config, baseline) if design.varying else None
     factors = factors if factors is not None and factors.crossed() else None
-    table, note = summary_table(sub.runs, values, design.labels, compare, design.grid_keys,
+    # a label is compared with the baseline variant's label at the same grid point and the same model size
+    match = [*design.grid_keys, *(["size"] if "size" in sub.runs else [])]
+    table, note = summary_table(sub.runs, values, design.labels, compare, match,
                                 comparable=factors.one_apart if factors else None)
     margin = compare.margin_for(float(table.set_index("variant")["mean"].get(baseline, float("nan")))
                                 if baseline else float("nan"))
