@@ -169,3 +169,24 @@ def test_zero_proj_is_nanogpt_with_the_residual_projections_at_zero():
             assert torch.count_nonzero(p) == 0, name
         else:
             assert torch.equal(p, ref[name]), name
+
+
+def test_mup_scales_the_hidden_matrices_init_by_sqrt_of_the_width_ratio():
+    """Tensor Programs V, table 3 (Adam): hidden weights' variance ~ 1/fan_in, i.e. std * sqrt(base / width);
+    embeddings and the LM head keep 0.02. Drawn from the same name-keyed streams, so each hidden matrix is
+    exactly its standard draw times the factor."""
+    import math
+
+    import torch
+
+    from gptlab.model import build_model
+
+    common = dict(vocab_size=65, n_layer=2, n_head=2, n_embd=64, block_size=16, init="nanogpt")
+    std = build_model({**common})
+    mup = build_model({**common, "parametrization": "mup", "mup_base_width": 16})
+    factor = math.sqrt(16 / 64)
+    for (name, a), (_, b) in zip(std.named_parameters(), mup.named_parameters()):
+        hidden = any(k in name for k in ("attn.qkv.weight", "attn.proj.weight", "mlp.fc.weight", "mlp.proj.weight"))
+        want = a * factor if hidden else a
+        assert torch.equal(b, want) or torch.allclose(b, want, rtol=1e-6, atol=0), name
+    assert any("mlp.fc.weight" in n for n, _ in mup.named_parameters())

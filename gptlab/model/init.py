@@ -29,6 +29,7 @@ from torch import nn
 
 from gptlab.axes import AXES
 from gptlab.config import ModelConfig
+from gptlab.model.mup import multiplier, mup_init_multipliers
 
 INITS = AXES["init"]
 Init = Callable[[nn.Module], None]
@@ -85,9 +86,12 @@ def _residual_projection(name: str) -> bool:
 
 
 def _gpt2(cfg: ModelConfig, projection_std: float) -> Init:
+    """GPT-2's normal init; under μP each hidden matrix's std scaled by gptlab/model/mup.py's factor."""
+    scale = mup_init_multipliers(cfg)  # {} under standard
+
     def init(model: nn.Module) -> None:
         for name, _, weight in _weights(model):
-            std = projection_std if _residual_projection(name) else 0.02
+            std = (projection_std if _residual_projection(name) else 0.02) * multiplier(name, scale)
             if std == 0.0:
                 with torch.no_grad():
                     weight.zero_()
