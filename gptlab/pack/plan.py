@@ -51,7 +51,7 @@ def why_not_packable(config) -> str | None:  # noqa: ANN001
 
     if resolve_runtime(config.train).needs_scaler:
         return "float16 needs a gradient scaler per run"
-    if getattr(config.train, "optimizer", "adamw") == "muon":
+    if config.train.optimizer == "muon":
         return "optimizer=muon: the pack's stacked optimizer is AdamW only, so Muon runs train unpacked"
     with torch.device("meta"):
         model = build_model(config.replace(vocab_size=config.model.vocab_size or 256).model)
