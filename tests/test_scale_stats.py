@@ -242,7 +242,12 @@ def test_report_section_blocks(tmp_path):
     md = render_markdown(blocks)
     assert "| post vs pre | slope per e-fold of N |" in md and "the effect grows with size" in md
     assert "(N_c/N)^alpha" in md and "figures/scale_effect.png" in md
-    assert "data:image/png;base64," in render_html(blocks, "t")
+    import base64
+    import re
+
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', render_html(blocks, "t"))
+    assert [base64.b64decode(b) for b in embedded] == [f.png.read_bytes() for f in result.figures]
+    assert [f.png.name for f in result.figures] == ["scale_effect.png", "scale_loss.png"]
 
 
 def test_paired_scale_study_pairs_within_size_and_fits_the_slope_on_differences():

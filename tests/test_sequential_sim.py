@@ -63,10 +63,40 @@ def test_power_solvers():
     assert mde_at(12, SD, n_comparisons=3) < mde_at(5, SD, n_comparisons=3)
 
 
+def bonferroni_rate(diffs, noise: str, seed: int, family: str) -> float:
+    """On the simulation's own draws: the share of studies in which some comparison, run alone as a
+    one-comparison sequential design at alpha/K (stopping when it rejects either null), falsely rejects
+    (family "different": diff = 0; "equivalent": |diff| >= margin). In the design a family's first false
+    rejection happens at the split level (Holm passes alpha on only after a rejection of that family), and a
+    comparison is open no longer than alone (the other family's rejections only raise its other level), so the
+    design's family-wise rate is at most this on the same draws: the alpha split's bound, with no sampling error."""
+    from gptlab.stats.sequential import decide_batch, rejects
+    from gptlab.stats.sequential_sim import _data
+
+    alone = SequentialDesign(start=DESIGN.start, max=DESIGN.max, step=DESIGN.step, alpha=ALPHA / len(diffs),
+                             margin=MARGIN, n_comparisons=1)
+    baseline, variants = _data(diffs, SD, DESIGN.max, S, noise, seed)
+    # before anything is rejected, the design's levels are alone's at every look (under t3 noise Welch is so
+    # conservative that 2000 studies cannot tell a design without the split from one with it: 0.006 vs 0.001)
+    for n in alone.looks:
+        ours, solo = (decide(d, variants[0, 0, :n], baseline[0]) for d in (DESIGN, alone))
+        assert (ours.p_boundary, ours.eq_low, ours.eq_high) == pytest.approx(
+            (solo.p_boundary, solo.eq_low, solo.eq_high), rel=1e-12), n
+    crossed, open_ = np.zeros(S, bool), np.ones((S, len(diffs)), bool)
+    for n in alone.looks:
+        for k in range(len(diffs)):
+            idx = np.flatnonzero(open_[:, k])
+            no_diff, no_margin = rejects(alone, decide_batch(alone, variants[idx, k, :n], baseline[idx, :n]))
+            crossed[idx] |= no_margin if family == "equivalent" else no_diff
+            open_[idx, k] = ~(no_diff | no_margin)
+    return float(crossed.mean())
+
+
 @pytest.mark.parametrize("noise", NOISES)
 def test_no_false_difference_family_wise_and_naive_rule_fails(noise):
     adaptive = simulate(DESIGN, (0.0, 0.0, 0.0), SD, n_studies=S, noise=noise, seed=1)
-    assert adaptive.family_rate("different") <= bound()
+    split = bonferroni_rate((0.0, 0.0, 0.0), noise, 1, "different")
+    assert adaptive.family_rate("different") <= split <= bound()  # 0.013 <= 0.026 (Gaussian; without the split 0.035)
     naive = simulate(DESIGN, (0.0, 0.0, 0.0), SD, n_studies=S, noise=noise, seed=1, rule="naive")
     assert naive.family_rate("different") > bound()  # peeking at p < 0.05: the test can fail
 
@@ -74,7 +104,8 @@ def test_no_false_difference_family_wise_and_naive_rule_fails(noise):
 @pytest.mark.parametrize("noise", NOISES)
 def test_no_false_equivalence_at_the_margin(noise):
     at_margin = simulate(DESIGN, (MARGIN, MARGIN, -MARGIN), SD, n_studies=S, noise=noise, seed=2)
-    assert at_margin.family_rate("equivalent") <= bound()
+    split = bonferroni_rate((MARGIN, MARGIN, -MARGIN), noise, 2, "equivalent")
+    assert at_margin.family_rate("equivalent") <= split <= bound()  # 0.026 <= 0.033 (Gaussian; without: 0.081)
 
 
 @pytest.mark.parametrize("noise", NOISES)
