@@ -65,9 +65,9 @@ def test_the_figures_show_the_effects_the_report_states(reported, tmp_path):
     import base64
     import re
 
-    from gptlab.report.build import analyze, load_all
     import matplotlib
 
+    from gptlab.report.build import analyze, load_all
     from gptlab.report.figures.base import _RC, label_colors, save_figure
     from gptlab.report.figures.scale import effect_figure, scale_figures
 
