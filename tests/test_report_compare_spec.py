@@ -19,6 +19,8 @@ BASE = "name: x\nvariants: {a: {}, b: {lr: 0.01}}\n"
     ("compare: {margin: lots}\n", ("spec.yaml:3", "compare.margin")),
     ("compare: {correction: bonferroni}\n", ("spec.yaml:3", "compare.correction", "holm, bh, none")),
     ("compare: {corection: holm}\n", ("spec.yaml:3", "did you mean 'correction'")),
+    ("compare: {pairing: paired}\n", ("spec.yaml:3", "compare.pairing", "auto, seed, none")),
+    ("compare: {pairng: auto}\n", ("spec.yaml:3", "did you mean 'pairing'")),
 ])
 def test_bad_compare_keys_name_file_line_and_key(tmp_path: Path, compare: str, needles: tuple[str, ...]) -> None:
     (tmp_path / "spec.yaml").write_text(BASE + compare)
@@ -42,4 +44,7 @@ def test_margin_and_correction_reach_the_report(tmp_path: Path) -> None:
     criterion = Criterion.from_spec(spec.raw)
     assert (criterion.margin, criterion.correction, criterion.baseline) == (0.05, "bh", "a")
     assert Criterion.from_spec(None).margin_for(2.0) == 0.02
+    assert criterion.pairing == "auto" and Criterion.from_spec({"compare": {"pairing": "none"}}).pairing == "none"
+    (tmp_path / "spec.yaml").write_text(BASE + "compare: {baseline: a, pairing: seed}\n")
+    assert load_spec(tmp_path / "spec.yaml").compare.pairing == "seed"
     assert Criterion.from_spec({"compare": {"metric": "tokens_per_s"}}).margin_for(5000.0) == pytest.approx(100.0)
