@@ -15,7 +15,7 @@ from gptlab.train.checkpoint import load_checkpoint
 from gptlab.train.evaluate import lm_loss
 from gptlab.train.muon import MuonAdamW, build_muon, split_parameters
 from gptlab.train.optim import build_optimizer
-from tests.conftest import TINY, assert_user_error, cli
+from tests.conftest import TINY, assert_user_error, cli, tiny_args
 
 MUON = {"optimizer": "muon", "muon_lr": 0.02, "muon_momentum": 0.95}
 
@@ -226,6 +226,34 @@ def test_a_parameter_muon_cannot_take_is_a_one_line_config_error():
     with pytest.raises(ConfigError, match="optimizer=adamw"):
         build_optimizer(model, cfg.train)
     assert isinstance(build_optimizer(model, tiny().train), torch.optim.AdamW)  # AdamW takes any shape
+
+
+BANK_PLUGIN = '''
+"""A test plugin: an MLP holding its two matrices as one (2, C, H) bank, a 3-D weight."""
+import torch
+from torch import nn
+import gptlab
+
+
+@gptlab.register("activation", "bank3d")
+class Bank(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.bank = nn.Parameter(torch.randn(2, cfg.n_embd, cfg.mlp_hidden) * 0.02)
+
+    def forward(self, x):
+        return torch.relu(x @ self.bank[0]) @ self.bank[1].transpose(0, 1)
+'''
+
+
+def test_a_plugin_weight_muon_cannot_take_exits_2_before_anything_is_written(tmp_path):
+    (tmp_path / "bank3d_plugin.py").write_text(BANK_PLUGIN)
+    args = ["train", *tiny_args(max_steps=1), "plugins=[bank3d_plugin]", "activation=bank3d", "--runs",
+            str(tmp_path / "runs")]
+    out = cli(*args, "optimizer=muon", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert_user_error(out, "optimizer", "blocks.0.mlp.bank", "(2, 16, 64)", "optimizer=adamw")
+    assert not (tmp_path / "runs").exists()
+    assert cli(*args, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)}).returncode == 0  # AdamW trains it
 
 
 def test_muon_runs_are_planned_unpacked_with_the_reason():

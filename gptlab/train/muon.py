@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from gptlab.errors import ConfigError
+from gptlab.model import build_model
 
 KINDS = ("hidden", "embedding", "gain")  # 2-D hidden matrices; embeddings and LM head; gains and biases
 
@@ -79,12 +80,7 @@ def build_muon(parts: dict[str, list[tuple[str, nn.Parameter]]], cfg, fused_kw: 
     """MuonAdamW over split_parameters' parts; `cfg` (a TrainConfig) names muon_lr, muon_momentum,
     muon_adjust_lr; weight decay applies to the hidden matrices and embeddings, as under AdamW."""
     hidden = parts["hidden"]
-    for name, p in hidden:
-        if p.dim() != 2:
-            raise ConfigError(f"Muon takes 2-D matrices only, and '{name}' has shape {tuple(p.shape)}",
-                              key="optimizer", fix="use optimizer=adamw for this model")
-    if not hidden:
-        raise ConfigError("the model has no hidden matrices for Muon", key="optimizer", fix="use optimizer=adamw")
+    _check_hidden(hidden)
     muon = torch.optim.Muon([{"params": [p for _, p in hidden], "lr_scale": cfg.muon_lr / cfg.lr}],
                             lr=cfg.muon_lr, weight_decay=cfg.weight_decay, momentum=cfg.muon_momentum,
                             adjust_lr_fn=cfg.muon_adjust_lr)
@@ -93,3 +89,22 @@ def build_muon(parts: dict[str, list[tuple[str, nn.Parameter]]], cfg, fused_kw: 
          {"params": [p for _, p in parts["gain"]], "weight_decay": 0.0, "lr_scale": 1.0}],
         lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **fused_kw)
     return MuonAdamW(muon, adamw)
+
+
+def _check_hidden(hidden: list[tuple[str, nn.Parameter]]) -> None:
+    for name, p in hidden:
+        if p.dim() != 2:
+            raise ConfigError(f"Muon takes 2-D matrices only, and '{name}' has shape {tuple(p.shape)}",
+                              key="optimizer", fix="use optimizer=adamw for this model")
+    if not hidden:
+        raise ConfigError("the model has no hidden matrices for Muon", key="optimizer", fix="use optimizer=adamw")
+
+
+def check_optimizer(cfg) -> None:  # noqa: ANN001 - a RunConfig with vocab_size set
+    """Under optimizer=muon, refuse a model whose hidden parameters Muon cannot take (a plugin's 3-D
+    weight) with one ConfigError before a run writes anything: the model is built on the meta device."""
+    if cfg.train.optimizer != "muon":
+        return
+    with torch.device("meta"):
+        model = build_model(cfg.model)
+    _check_hidden(split_parameters(model)["hidden"])

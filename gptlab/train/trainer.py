@@ -23,6 +23,7 @@ from gptlab.model import build_model
 from gptlab.overrides import label_from_name
 from gptlab.train.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from gptlab.train.device import kept_runtime, resolve_runtime
+from gptlab.train.muon import check_optimizer
 from gptlab.train.optim import lr_at
 from gptlab.train.progress import ProgressPrinter
 from gptlab.train.runstart import Start, decide_start, failure_text, log_start, record_failure, stop_signal_text
@@ -84,6 +85,7 @@ def run_training(cfg: RunConfig, runs_root: Path, meta: RunMeta, *, fresh: bool 
     fingerprint a planner saw)."""
     data = load_data(cfg.data, cfg.model.block_size)
     cfg = cfg.replace(vocab_size=data.tokenizer.vocab_size)
+    check_optimizer(cfg)  # a model Muon cannot take: one line, exit 2, nothing written
     runtime = resolve_runtime(cfg.train)
     store = RunStore(run_dir_for(runs_root, meta))
     lock = store.lock()
