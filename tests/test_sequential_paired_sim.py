@@ -149,3 +149,59 @@ def test_pairs_decide_a_correlated_equivalence_that_welch_leaves_open():
                      paired=True, mutant="welch")
     assert paired.rate("equivalent").min() > 0.95 and welch.rate("equivalent").max() < 0.2
     assert paired.expected_runs() < 0.5 * welch.expected_runs()
+
+
+def test_report_columns_agree_with_the_design():
+    """summary.csv's cells of a paired adaptive comparison (report.study_extras): p_adjusted < 0.05 exactly when
+    `significant` (the boundary for "different" crossed, also in an "equivalent" row), `ci_level` the level the
+    interval was computed at after Holm's passing on, and effects.csv's row of the same pair carries the same
+    sequential numbers, marked; a row of no decided pair is marked fixed-sample."""
+    import pandas as pd
+
+    from gptlab.report.study_extras import _sequential_row, sequential_effects
+    from gptlab.stats.adaptive import Pair, replay
+
+    rng = np.random.default_rng(6)
+    base = rng.normal(3.0, SD, 12)
+    table = {"base": base, "far": base + 0.05 + 0.1 * rng.normal(0, SD, 12), "near": base + 0.001,
+             "null": base + rng.normal(0, SD, 12)}
+    design = SequentialDesign(start=3, max=9, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=3)
+    state = replay(design, [Pair(v, "base") for v in ("far", "near", "null")], lambda c, s: True,
+                   lambda c, s: float(table[c][s]), paired=True)
+    rows = {v: _sequential_row(state.outcomes[v], design) for v in ("far", "near", "null")}
+    assert state.outcomes["near"].stopped == "equivalent" and rows["near"]["significant"]  # both rejected
+    for v, row in rows.items():
+        assert (row["p_adjusted"] < ALPHA) == row["significant"], (v, row)
+        r = state.outcomes[v].result
+        assert row["ci_level"] == pytest.approx(1 - ALPHA / r.shares[0])
+        assert row["p_nominal"] == r.p_value and row["pairing"] == "paired"
+    for study in range(40):  # the agreement, over studies stopping at every look
+        rng = np.random.default_rng(100 + study)
+        b = rng.normal(3.0, SD, 12)
+        t = {"base": b, **{f"v{k}": b + d + rng.normal(0, SD, 12) for k, d in enumerate((0.012, 0.0, 0.02))}}
+        s = replay(design, [Pair(f"v{k}", "base") for k in range(3)], lambda c, i: True,
+                   lambda c, i, t=t: float(t[c][i]), paired=True)
+        for o in s.outcomes.values():
+            row = _sequential_row(o, design)
+            assert (row["p_adjusted"] < ALPHA) == row["significant"], (study, o.pair.variant, row)
+    # an early "equivalent" whose nominal p lies between the look's boundary and alpha/K: not significant, so its
+    # adjusted p must not fall below alpha (0.3 showed 0.036 there beside significant = False)
+    d = np.array([0.004 - 0.00077, 0.004, 0.004 + 0.00077] + [0.004] * 9)
+    t = {"base": base, "v0": base + d, "v1": base + 0.05, "v2": base + rng.normal(0, SD, 12)}
+    s = replay(design, [Pair(f"v{k}", "base") for k in range(3)], lambda c, i: True,
+               lambda c, i, t=t: float(t[c][i]), paired=True)
+    o = s.outcomes["v0"]
+    assert o.stopped == "equivalent" and o.round == 1 and ALPHA / 3 > o.result.p_value > o.result.p_boundary
+    row = _sequential_row(o, design)
+    assert not row["significant"] and row["p_adjusted"] >= ALPHA
+    # Holm passed alpha on: some interval was computed at a level other than 1 - alpha/K, and says so
+    assert any(row["ci_level"] < 1 - ALPHA / 3 - 1e-9 for row in rows.values())
+    effects = pd.DataFrame([{"term": "variant", "contrast": "far - base", "estimate": 9.0, "ci_low": 0.0,
+                             "ci_high": 0.0, "p_value": 0.5, "p_adjusted": 0.5, "significant": False,
+                             "pair": ("far", "base")},
+                            {"term": "x", "contrast": "main", "estimate": 1.0, "ci_low": 0.0, "ci_high": 2.0,
+                             "p_value": 0.01, "p_adjusted": 0.02, "significant": True, "pair": None}])
+    out = sequential_effects(effects, state)
+    assert list(out["at"]) == ["sequential", "fixed-sample"]
+    assert out.loc[0, "estimate"] == rows["far"]["diff"] and out.loc[0, "p_adjusted"] == rows["far"]["p_adjusted"]
+    assert bool(out.loc[0, "significant"]) == rows["far"]["significant"]
