@@ -40,11 +40,23 @@ def test_logits_are_flat_in_width_under_mup_and_grow_under_standard(checks):
         standard, mup = slope(checks["standard"], "logits", step), slope(checks["mup"], "logits", step)
         assert standard > 0.4, standard
         assert abs(mup) < 0.15, mup
-    # the hidden blocks too: μP keeps every layer's scale within a narrow band across an 8x width range
+    # the hidden blocks too: under μP every layer's scale stays in a narrow band across the 8x width range,
+    # under standard every block's output grows faster than the width's square root
     layers = {r["layer"] for r in checks["mup"]}
     assert {"embedding", "block.0.attn", "block.0.mlp", "block.1", "logits"} <= layers
     worst = max(abs(slope(checks["mup"], layer, 4)) for layer in layers)
-    assert worst < 0.25, worst
+    assert worst < 0.35, worst
+    blocks = [layer for layer in layers if layer.startswith("block.")]
+    assert min(slope(checks["standard"], layer, 4) for layer in blocks) > 1.0
+
+
+def test_at_init_mup_keeps_every_hidden_scale_flat_and_shrinks_the_logits(checks):
+    """Before any step: μP's init (std * sqrt(base / width)) makes the blocks' outputs width-free where the
+    fixed std 0.02 of standard makes them grow; μP's output multiplier base / width shrinks the logits."""
+    blocks = [layer for layer in {r["layer"] for r in checks["mup"]} if layer.startswith("block.")]
+    assert max(abs(slope(checks["mup"], layer, 0)) for layer in blocks) < 0.1
+    assert max(slope(checks["standard"], layer, 0) for layer in blocks) > 0.3
+    assert slope(checks["mup"], "logits", 0) < -0.3 < 0.3 < slope(checks["standard"], "logits", 0)
 
 
 def test_the_csv_has_every_width_step_and_layer(checks):
