@@ -141,31 +141,44 @@ def _z_boundaries(t: tuple[float, ...], alpha: float, two_sided: bool, spending:
     the continuation region is carried from look to look on a Simpson grid (Jennison & Turnbull ch. 19).
     A one-sided test rejects for large Z; a two-sided one for large |Z|.
     """
-    # two-sided: alpha / 2 spent on each side, as gsDesign and Jennison & Turnbull do
-    cum = 2 * spent(np.asarray(t), alpha / 2, spending) if two_sided else spent(np.asarray(t), alpha, spending)
+    cum = _cumulative(t, alpha, two_sided, spending)
     if spend_all_last:  # the last planned look with less information than planned: what is left is spent here
         cum[-1] = alpha
-    bounds: list[float] = []
-    u = w = f = None  # grid, Simpson weights, sub-density of S at the previous look
-    for j, tj in enumerate(t):
-        target = cum[j] - (cum[j - 1] if j else 0.0)
-        if j == 0:
-            c = sps.norm.isf(target / 2 if two_sided else target)
-        else:
-            sd = math.sqrt(tj - t[j - 1])
-            mass = w * f
+    bounds, u, w, f = _looks(t[:-1], alpha, two_sided, spending, grid)
+    return bounds + (_bound(t, len(t) - 1, cum, u, w, f, two_sided),)
 
-            def crossed(c: float) -> float:
-                hi = sps.norm.sf((c * math.sqrt(tj) - u) / sd)
-                lo = sps.norm.cdf((-c * math.sqrt(tj) - u) / sd) if two_sided else 0.0
-                return float(np.sum(mass * (hi + lo))) - target
 
-            c = math.inf if target <= 0 or crossed(40.0) > 0 else brentq(crossed, 0.0, 40.0, xtol=1e-10)
-        bounds.append(float(c))
-        if j + 1 == len(t):
-            break
-        u, w, f = _carry(t, j, c, u, w, f, two_sided, grid)
-    return tuple(bounds)
+def _cumulative(t: tuple[float, ...], alpha: float, two_sided: bool, spending: str) -> np.ndarray:
+    # two-sided: alpha / 2 spent on each side, as gsDesign and Jennison & Turnbull do
+    return 2 * spent(np.asarray(t), alpha / 2, spending) if two_sided else spent(np.asarray(t), alpha, spending)
+
+
+@lru_cache(maxsize=2048)
+def _looks(t: tuple[float, ...], alpha: float, two_sided: bool, spending: str, grid: int):  # noqa: ANN202
+    """(boundaries, grid, Simpson weights, sub-density of S) after the looks at fractions t, each spending by the
+    function; memoised by prefix, so a look at a new information fraction costs one look's integration."""
+    if not t:
+        return (), None, None, None
+    bounds, u, w, f = _looks(t[:-1], alpha, two_sided, spending, grid)
+    c = _bound(t, len(t) - 1, _cumulative(t, alpha, two_sided, spending), u, w, f, two_sided)
+    return (*bounds, c), *_carry(t, len(t) - 1, c, u, w, f, two_sided, grid)
+
+
+def _bound(t: tuple[float, ...], j: int, cum: np.ndarray, u, w, f, two_sided: bool) -> float:  # noqa: ANN001
+    """Look j's boundary: the crossing chance there, given no earlier crossing, is cum[j] - cum[j - 1]."""
+    tj = t[j]
+    target = cum[j] - (cum[j - 1] if j else 0.0)
+    if j == 0:
+        return float(sps.norm.isf(target / 2 if two_sided else target))
+    sd = math.sqrt(tj - t[j - 1])
+    mass = w * f
+
+    def crossed(c: float) -> float:
+        hi = sps.norm.sf((c * math.sqrt(tj) - u) / sd)
+        lo = sps.norm.cdf((-c * math.sqrt(tj) - u) / sd) if two_sided else 0.0
+        return float(np.sum(mass * (hi + lo))) - target
+
+    return float(math.inf if target <= 0 or crossed(40.0) > 0 else brentq(crossed, 0.0, 40.0, xtol=1e-10))
 
 
 def _carry(t: tuple[float, ...], j: int, c: float, u, w, f, two_sided: bool, grid: int):  # noqa: ANN001, ANN202
