@@ -3,8 +3,8 @@ a twin, a failed seed dropped (not freezing the comparison), the stagewise p, an
 where the unpaired design was shown to fail (unequal spreads, skew, heavy tails, paired noise, a partial null,
 failed seeds), each case with a broken design (`mutant`) the same bound catches.
 
-2000 studies per case here (600 with failed seeds: each study's observed information has its own boundaries),
-4000 in benchmarks/sequential_sim.py; the bound is alpha + 3 standard errors at the studies run."""
+2000 studies per case here, 4000 in benchmarks/sequential_sim.py; the bound is alpha + 3 standard errors at the
+studies run."""
 from __future__ import annotations
 
 import math
@@ -96,7 +96,7 @@ CASES = {
     "paired noise, corr 0": (Noise(corr=0.0), 2000),
     "paired noise, corr 0.6": (Noise(corr=0.6), 2000),
     "paired noise, corr 0.99": (Noise(corr=0.99), 2000),
-    "failed seeds (5% of runs, either side)": (Noise(fail=0.05), 600),
+    "failed seeds (5% of runs, either side)": (Noise(fail=0.05), 2000),
 }
 
 
