@@ -96,6 +96,19 @@ def test_a_look_equals_scipy_ttest_rel_and_statsmodels_ttost_paired(study, tmp_p
     assert (rows["twin"]["equivalent"], rows["twin"]["significant"], rows["twin"]["p_value"]) == ("True", "False", "1")
     md = (tmp_path / "paired" / "report.md").read_text()
     assert "**Pairing: by seed.**" in md and "An estimate at an early stop is biased" in md
+    # the runs-saved sentence compares with the paired fixed design, at the pairs' mean correlation
+    import re
+
+    from gptlab.stats.sequential_sim import Noise, equal_power_fixed
+
+    said = re.search(r"A fixed design \(paired, seed correlation (-?[\d.]+), .*?needs (\d+) seeds per variant", md)
+    assert said, md
+    corr = float(np.clip(np.nanmean([float(rows[v]["pair_corr"] or "nan") for v in ("slow", "twin")]), -0.99, 0.99))
+    assert float(said.group(1)) == pytest.approx(corr, abs=0.006)
+    sd = float(np.mean([(float(rows[v]["std"]) + float(rows["base"]["std"])) / 2 for v in ("slow", "twin")]))
+    diffs = [state.outcomes[v].result.diff for v in ("slow", "twin")]
+    eq = equal_power_fixed(state.design, diffs, sd, noise=Noise(corr=corr), paired=True)
+    assert int(said.group(2)) == eq.n
 
 
 @pytest.mark.parametrize("side", ["base", "slow"])

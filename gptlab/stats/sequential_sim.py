@@ -190,16 +190,16 @@ def simulate(design: SequentialDesign, diffs, sd: float, *, n_studies: int = 200
 
 
 def simulate_fixed(ns, diffs, sd: float, *, alpha: float, margin: float, n_studies: int = 2000,
-                   noise: str = "gaussian", seed: int = 0) -> SimOutcome:
-    """The fixed design: comparison k runs ns[k] seeds per arm, one look (Welch test and TOST, Holm over the
-    K comparisons as decide_family does at a single look), the baseline runs max(ns). Same draws as
-    `simulate` with the same seed when max(ns) <= the adaptive design's max."""
+                   noise: str | Noise = "gaussian", seed: int = 0, paired: bool = False) -> SimOutcome:
+    """The fixed design: comparison k runs ns[k] seeds per arm, one look (Welch test and TOST, or paired ones,
+    Holm over the K comparisons as decide_family does at a single look), the baseline runs max(ns). Same draws
+    as `simulate` with the same seed when max(ns) <= the adaptive design's max."""
     K, n_max = len(diffs), max(ns)
     baseline, variants = _data(diffs, sd, n_max, n_studies, noise, seed)
     designs = [SequentialDesign(start=n, max=n, step=1, alpha=alpha, margin=margin, n_comparisons=K) for n in ns]
     zero = np.zeros(n_studies, int)
     verdict, _, _, estimate, _ = _family_look(designs, list(ns), variants, baseline,
-                                              np.ones((n_studies, K), bool), zero, zero)
+                                              np.ones((n_studies, K), bool), zero, zero, paired=paired)
     seeds = np.broadcast_to(np.asarray(ns), (n_studies, K))
     return SimOutcome(tuple(diffs), margin, verdict.astype("<U10"), estimate, seeds, np.full(n_studies, n_max))
 
@@ -225,14 +225,16 @@ class EqualPower:
 
 
 def equal_power_fixed(design: SequentialDesign, diffs, sd: float, *, n_studies: int = 2000,
-                      noise: str = "gaussian", seed: int = 0, n_cap: int = 200) -> EqualPower:
-    """The fixed design of equal power for true `diffs` and seed spread `sd` (see EqualPower)."""
-    adaptive = simulate(design, diffs, sd, n_studies=n_studies, noise=noise, seed=seed)
+                      noise: str | Noise = "gaussian", seed: int = 0, n_cap: int = 200,
+                      paired: bool = False) -> EqualPower:
+    """The fixed design of equal power for true `diffs` and seed spread `sd` (see EqualPower); `paired`: both
+    designs compare within each seed (then `noise` should carry the pairs' correlation)."""
+    adaptive = simulate(design, diffs, sd, n_studies=n_studies, noise=noise, seed=seed, paired=paired)
     power = adaptive.power()
     need = power - np.sqrt(power * (1 - power) / n_studies)
     for n in range(2, n_cap + 1):
         fixed = simulate_fixed([n] * len(diffs), diffs, sd, alpha=design.alpha, margin=design.margin,
-                               n_studies=n_studies, noise=noise, seed=seed)
+                               n_studies=n_studies, noise=noise, seed=seed, paired=paired)
         if np.all(fixed.power() >= need):
             break
     reached = bool(np.all(fixed.power() >= need))

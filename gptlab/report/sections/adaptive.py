@@ -126,7 +126,14 @@ def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
     if not math.isfinite(sd) or sd <= 0:
         return ""
     d = state.design
-    fixed = equal_power_fixed(d, [o.result.diff for o in outcomes], sd)
+    if state.paired:  # both designs paired, the seeds' noise correlated as the pairs were (mean over comparisons)
+        from gptlab.stats.sequential_sim import Noise
+
+        corr = float(np.nanmean([table["pair_corr"].get(o.pair.variant, math.nan) for o in outcomes]))
+        noise = Noise(corr=float(np.clip(corr if math.isfinite(corr) else 0.0, -0.99, 0.99)))
+        fixed = equal_power_fixed(d, [o.result.diff for o in outcomes], sd, noise=noise, paired=True)
+    else:
+        fixed = equal_power_fixed(d, [o.result.diff for o in outcomes], sd)
     used = sum(state.seeds.values())
     per_variant = ", ".join(f"{c} {n}" for c, n in state.seeds.items())
     change = f"saved {fixed.fixed_runs - used}" if fixed.fixed_runs >= used else f"used {used - fixed.fixed_runs} more"
@@ -134,7 +141,8 @@ def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
     text = (f"Runs trained: {used} (seeds per variant: {per_variant}). This design's power at the observed "
             f"differences and seed spread (sd {sd:.3g}; simulated): {powers}. ")
     if fixed.reached:
-        text += (f"A fixed design (one seed list for every variant) with at least that power on every comparison "
+        kind = f"paired, seed correlation {noise.corr:.2f}, " if state.paired else ""
+        text += (f"A fixed design ({kind}one seed list for every variant) with at least that power on every comparison "
                  f"needs {fixed.n} seeds per variant, {fixed.fixed_runs} runs: this study {change} "
                  f"({used / fixed.fixed_runs:.2f}x its runs)")
     else:
