@@ -46,6 +46,25 @@ def test_load_runs_from_the_store(store: Path) -> None:
     assert gptlab.load_runs(store, experiments=["other"]).empty
 
 
+def test_an_experiments_folder_loads_as_the_store_does(store: Path) -> None:
+    """`load_runs("runs/nb")` (an experiment's folder: run folders with a config.yaml) is `load_runs("runs")`'s
+    rows of nb, history and all; a folder of neither kind is empty."""
+    import gptlab
+    from gptlab.frames.load import load
+
+    (store / "nb" / "spec.yaml").write_text("name: nb\ndescription: one experiment\n")
+    try:
+        whole, one = load(store), load(store / "nb")
+        pd.testing.assert_frame_equal(one.runs, whole.runs)
+        pd.testing.assert_frame_equal(one.history, whole.history)
+        assert one.specs == whole.specs == {"nb": {"name": "nb", "description": "one experiment"}}
+        assert list(gptlab.load_runs(store / "nb", experiments="nb")["run"]) == ["lr=0.003-seed0", "lr=0.003-seed1"]
+        assert len(gptlab.load_history(store / "nb")) == len(gptlab.load_history(store)) > 0
+        assert gptlab.load_runs(store / "nb" / "lr=0.003-seed0").empty  # a run's folder holds no runs
+    finally:
+        (store / "nb" / "spec.yaml").unlink()
+
+
 def test_load_history_has_one_row_per_step(store: Path) -> None:
     import gptlab
 

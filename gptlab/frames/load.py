@@ -75,13 +75,15 @@ def load_history(runs: str | Path | None = "runs", experiments: list[str] | str 
 
 
 def load_store(root: str | Path) -> LoadedRuns:
-    """Read `runs/<experiment>/<run>/` (config.yaml, metrics.jsonl, summary.json) and specs."""
+    """Read `runs/<experiment>/<run>/` (config.yaml, metrics.jsonl, summary.json) and specs. `root` is the
+    store (`runs/`) or one experiment's folder (`runs/<experiment>/`: it holds run folders with a config.yaml)."""
     root = Path(root)
     records: list[RunRecord] = []
     specs: dict[str, dict[str, Any]] = {}
     if not root.is_dir():
         return frames_from_records([])
-    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    experiment = any((p / "config.yaml").is_file() for p in root.iterdir() if p.is_dir())
+    for exp_dir in [root] if experiment else sorted(p for p in root.iterdir() if p.is_dir()):
         spec_path = exp_dir / "spec.yaml"
         sweep_path = exp_dir / "sweep.yaml"  # written by `gptlab sweep`
         if spec_path.is_file():
