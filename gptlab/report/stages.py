@@ -44,10 +44,12 @@ def split_study(sub: LoadedRuns) -> StudyParts:
     return StudyParts(_subset(sub, (stage == "compare") & ~shared_mask), _subset(sub, stage == "tune"), shared)
 
 
+TUNE_OWN_KEYS = ("seeds", "compare_shared", "at")  # tune's keys that are not tuned (gptlab.runner.design's)
+
+
 def tuned_keys(spec: dict[str, Any] | None) -> list[str]:
     tune = (spec or {}).get("tune") or {}
-    return [str(k).split(".")[-1] for k in tune if k not in ("seeds", "compare_shared")] if isinstance(tune, dict) \
-        else []
+    return [str(k).split(".")[-1] for k in tune if k not in TUNE_OWN_KEYS] if isinstance(tune, dict) else []
 
 
 @dataclass
@@ -59,6 +61,7 @@ class CellTuning:
     points: pd.DataFrame = field(default_factory=pd.DataFrame)  # tuning runs: keys, seed, value, status
     means: pd.DataFrame = field(default_factory=pd.DataFrame)  # per candidate: keys, mean, n
     edges: list[str] = field(default_factory=list)  # "the best lr of post is the smallest tried: extend the list"
+    parametrization: str | None = None  # standard | mup (the runs' config), for tune.at's transfer sentence
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Tuning:
     cells: list[CellTuning]
     metric: str
     compare_shared: bool
+    at: str | None = None  # "smallest": tuned at the smallest size, the choice reused at `transferred_to`
+    transferred_to: list[str] = field(default_factory=list)  # the larger sizes, by parameter count
 
 
 def tuning_of(parts: StudyParts, spec: dict[str, Any] | None, metric: str, values_tune: pd.Series) -> Tuning | None:
@@ -102,9 +107,16 @@ def tuning_of(parts: StudyParts, spec: dict[str, Any] | None, metric: str, value
             if len(numeric) >= 2 and k in chosen and chosen[k] in (min(numeric), max(numeric)):
                 end = "smallest" if chosen[k] == min(numeric) else "largest"
                 edges.append(f"the best {k} of {cell} is the {end} tried: extend the list")
-        cells.append(CellTuning(cell, first.get("variant"), chosen, base, points, means, edges))
+        cells.append(CellTuning(cell, first.get("variant"), chosen, base, points, means, edges,
+                                _first_known(mine_main["parametrization"]) if "parametrization" in main else None))
     seeds = sorted({int(s) for s in tune_runs["seed"].dropna()})
-    return Tuning(keys, candidates, seeds, cells, metric, bool(tune_spec.get("compare_shared", False)))
+    at = tune_spec.get("at")
+    larger = []
+    if at == "smallest" and "size" in main:
+        tuned_sizes = set(parts.tune.runs["size"].dropna()) if "size" in parts.tune.runs else set()
+        ordered = main.sort_values("n_params", kind="stable") if "n_params" in main else main
+        larger = [str(size) for size in dict.fromkeys(ordered["size"].dropna()) if size not in tuned_sizes]
+    return Tuning(keys, candidates, seeds, cells, metric, bool(tune_spec.get("compare_shared", False)), at, larger)
 
 
 def verdict_word(row: Any, sign: int) -> str:

@@ -18,7 +18,8 @@ from gptlab.yamlio import parse_scalar
 
 # scalar training keys a study may tune per cell (the keys a pack lets each member hold its own value of)
 TUNABLE = PACKABLE_KEYS
-TUNE_KEYS = ("seeds", "compare_shared")  # tune's own keys beside the tuned ones
+TUNE_KEYS = ("seeds", "compare_shared", "at")  # tune's own keys beside the tuned ones
+TUNE_AT = ("smallest",)  # tune.at: where a scale study tunes (default: at every size)
 SCALE_KEYS = ("predict", "tokens_per_param")  # scale's own keys beside the size names
 SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "mlp_ratio")  # what a size must set (at least one)
 
@@ -28,6 +29,7 @@ class Tune:
     values: dict[str, tuple[Any, ...]]  # tuned key -> candidate values, in the spec's order
     seeds: tuple[int, ...]
     compare_shared: bool = False  # also run the comparison seeds at the base config's value
+    at: str | None = None  # "smallest": a scale study tunes at its smallest size only and reuses the choice
 
     def candidates(self) -> list[dict[str, Any]]:
         """Every combination of the tuned values (a small grid when several keys are tuned)."""
@@ -66,7 +68,9 @@ class Scale:
 
 
 def parse_tune(value: Any, seeds: tuple[int, ...] | Adaptive, flat, fail) -> Tune | None:
-    """`tune: {lr: [...], seeds: [100], compare_shared: true}`."""
+    """`tune: {lr: [...], seeds: [100], compare_shared: true, at: smallest}`; `at: smallest` (scale studies)
+    tunes at the smallest size only and reuses each variant's choice at every size: μP's transfer (Yang et al.
+    2022, Tensor Programs V), checked against `scale:` by the spec."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -107,7 +111,11 @@ def parse_tune(value: Any, seeds: tuple[int, ...] | Adaptive, flat, fail) -> Tun
     shared = value.get("compare_shared", False)
     if not isinstance(shared, bool):
         fail("tune.compare_shared must be true or false", ("tune", "compare_shared"), "write compare_shared: true")
-    return Tune(tuned, tuple(tune_seeds), shared)
+    at = value.get("at")
+    if at is not None and at not in TUNE_AT:
+        fail(f"invalid choice '{at}'", ("tune", "at"), "write at: smallest (tune at the smallest size of scale:), "
+             "or drop at to tune at every size")
+    return Tune(tuned, tuple(tune_seeds), shared, at)
 
 
 def parse_seeds(value: Any, fail) -> tuple[int, ...] | Adaptive:

@@ -54,6 +54,7 @@ class Cell:
     size: str | None
     overrides: dict[str, Any]   # variant, size and grid keys
     n_params: int | None = None  # scale studies: the model's parameter count
+    point: dict[str, Any] = field(default_factory=dict)  # the grid keys' values (a cell at another size shares them)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,9 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
     flat_at = lambda value, prefix: _flat(value, prefix, lines, src)  # noqa: E731
     tune = parse_tune(data.get("tune"), seeds, flat_at, fail)
     scale = parse_scale(data.get("scale"), flat_at, fail)
+    if tune is not None and tune.at == "smallest" and scale is None:
+        fail("tune.at: smallest tunes at the smallest size of a scale study, and this spec has no scale:",
+             ("tune", "at"), "add scale: {s: {...}, m: {...}} or drop at: smallest")
     for key in ("seed",):
         if key in grid or key in base_flat or any(key in v for v in variants.values()):
             fail("seeds are set by the spec's `seeds` list", fix="move them to seeds: [...]", key=key)
@@ -189,7 +193,7 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
                     fail(f"duplicate run name '{cell_name}'", where, "make variant names and grid values distinct")
                 names[cell_name] = where
                 cell = Cell(cell_name, vname, size.name if size else None, overrides,
-                            _n_params(config) if size else None)
+                            _n_params(config) if size else None, point)
                 cells.append(cell)
                 runs += [probe.planned(cell, seed) for seed in probe.seed_list()]
     _check_runnable(runs, src)

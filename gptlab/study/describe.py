@@ -18,7 +18,9 @@ def describe_study(planner: Planner, slots: list[str], n_jobs: int) -> str:
         runs = tuning.tuning_runs(spec)
         most += len(runs)
         jobs = plan(spec, planner.runs_root, planner.rerun, runs)
-        out += [f"stage 1: tuning {', '.join(spec.tune.values)} per cell "
+        where = "per cell" if spec.tune.at != "smallest" else \
+            f"at the smallest size ({tuning.tuned_cells(spec)[0].size}) only, each choice reused at every size"
+        out += [f"stage 1: tuning {', '.join(spec.tune.values)} {where} "
                 f"({len(spec.tune.candidates())} values x {len(spec.tune.seeds)} tuning seed(s); packed: "
                 f"{planner.tuning_pack or 'no'})", dry_run_table(spec, jobs, slots), ""]
         chosen = tuning.stored_choice(spec, planner.runs_root) if planner.rerun != "all" else None

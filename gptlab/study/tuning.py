@@ -4,6 +4,10 @@ choice, written once to tuning.json and reused.
 
 The tuning seeds never overlap the comparison seeds (checked when the spec loads): choosing the best of
 several runs and then testing on those same runs would favour the tuned side.
+
+`tune.at: smallest` (scale studies): only the cells at the smallest size (by parameter count) are tuned, one
+stage, and every other size reuses the choice of its variant and grid point there (`source`): μP's
+zero-shot transfer (Yang et al. 2022, Tensor Programs V), untested at the larger sizes under `standard`.
 """
 from __future__ import annotations
 
@@ -17,12 +21,28 @@ from gptlab.store.study import read_tuning, write_tuning
 from gptlab.study.values import Stored
 
 
+def tuned_cells(spec: Spec) -> list[Cell]:
+    """The cells stage 1 tunes: every cell, or with `at: smallest` those at the smallest size."""
+    if spec.tune.at != "smallest":
+        return list(spec.cells)
+    smallest = min(spec.cells, key=lambda c: c.n_params).size
+    return [c for c in spec.cells if c.size == smallest]
+
+
+def source(spec: Spec, cell: Cell) -> Cell:
+    """The tuned cell whose choice `cell` runs at: itself, or (`at: smallest`) its variant and grid point at
+    the smallest size."""
+    if spec.tune.at != "smallest":
+        return cell
+    return next(c for c in tuned_cells(spec) if c.variant == cell.variant and c.point == cell.point)
+
+
 def tuning_runs(spec: Spec) -> list[PlannedRun]:
-    """Stage 1: each cell x candidate x tuning seed (candidates of one cell differ only in scalar training
-    keys, so `--pack auto` trains them as one process)."""
+    """Stage 1: each tuned cell x candidate x tuning seed (candidates of one cell differ only in scalar
+    training keys, so `--pack auto` trains them as one process)."""
     assert spec.tune is not None
     return [spec.planned(cell, seed, values, stage="tune")
-            for cell in spec.cells for seed in spec.tune.seeds for values in spec.tune.candidates()]
+            for cell in tuned_cells(spec) for seed in spec.tune.seeds for values in spec.tune.candidates()]
 
 
 def base_values(spec: Spec, cell: Cell) -> dict[str, Any]:
@@ -34,7 +54,7 @@ def base_values(spec: Spec, cell: Cell) -> dict[str, Any]:
 def _signature(spec: Spec) -> dict[str, Any]:
     """What a stored choice was decided over; a stored choice is reused only when this is unchanged."""
     return {"keys": list(spec.tune.values), "candidates": spec.tune.candidates(), "seeds": list(spec.tune.seeds),
-            "metric": spec.compare.metric, "goal": spec.compare.goal}
+            "metric": spec.compare.metric, "goal": spec.compare.goal}  # not `at`: a cell's choice is the same
 
 
 def stored_choice(spec: Spec, runs_root: Path) -> dict[str, dict[str, Any]] | None:
@@ -43,17 +63,18 @@ def stored_choice(spec: Spec, runs_root: Path) -> dict[str, dict[str, Any]] | No
     if not record or record.get("signature") != _signature(spec):
         return None
     cells = record.get("cells") or {}
-    if not all(c.name in cells and isinstance(cells[c.name].get("chosen"), dict) for c in spec.cells):
+    if not all(c.name in cells and isinstance(cells[c.name].get("chosen"), dict) for c in tuned_cells(spec)):
         return None
-    return {c.name: cells[c.name]["chosen"] for c in spec.cells}
+    return {c.name: cells[source(spec, c).name]["chosen"] for c in spec.cells}
 
 
 def decide(spec: Spec, runs_root: Path, results: dict[str, Stored]) -> dict[str, dict[str, Any]]:
-    """Choose each cell's values from its tuning runs, write tuning.json (every run's metric), return the choice.
-    A candidate with no finished tuning seed is not chosen; a cell with none finished keeps its base value."""
+    """Choose each tuned cell's values from its tuning runs, write tuning.json (every run's metric), return the
+    choice of every cell (its source's). A candidate with no finished tuning seed is not chosen; a cell with
+    none finished keeps its base value."""
     sign = 1 if spec.compare.goal == "maximize" else -1
     cells: dict[str, Any] = {}
-    for cell in spec.cells:
+    for cell in tuned_cells(spec):
         runs, means, by_seed = [], [], []
         for values in spec.tune.candidates():
             metrics: dict[int, float] = {}
@@ -75,8 +96,10 @@ def decide(spec: Spec, runs_root: Path, results: dict[str, Stored]) -> dict[str,
                             "base": base_values(spec, cell), "decided": best is not None,
                             "edges": edges(spec, chosen) if best else [], "means": means, "runs": runs,
                             **({"paired_on": paired_on} if len(paired_on) < len(spec.tune.seeds) else {})}
-    write_tuning(Path(runs_root) / spec.name, {"signature": _signature(spec), "cells": cells})
-    return {name: c["chosen"] for name, c in cells.items()}
+    transferred = {c.name: source(spec, c).name for c in spec.cells if source(spec, c) is not c}
+    write_tuning(Path(runs_root) / spec.name, {"signature": _signature(spec), "cells": cells,
+                                               **({"transferred": transferred} if transferred else {})})
+    return {c.name: cells[source(spec, c).name]["chosen"] for c in spec.cells}
 
 
 def edges(spec: Spec, chosen: dict[str, Any]) -> list[str]:

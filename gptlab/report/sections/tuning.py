@@ -27,6 +27,7 @@ def section(ctx: ReportContext) -> list[Block]:
         Paragraph(f"Sensitivity: the mean {tuning.metric} over the grid minus the best one (Wortsman et al. 2023, "
                   "LR sensitivity; a value with no finished run counts as the worst finished one): 0 means every "
                   "value tried is as good as the best, a larger number that the variant needs its value tuned.")]
+    blocks += _transfer(tuning)
     warnings = [w for c in tuning.cells for w in c.edges]
     if warnings:
         blocks.append(Bullets([f"Warning: {w}." for w in warnings]))
@@ -41,6 +42,29 @@ def section(ctx: ReportContext) -> list[Block]:
         blocks.append(Paragraph("The comparison seeds also ran at the shared value; no comparison with the "
                                 "baseline could be made at both."))
     return blocks
+
+
+def _transfer(tuning) -> list[Block]:  # noqa: ANN001
+    """`tune.at: smallest`: where the choice was made and reused; μP's transfer said, standard's warned."""
+    if tuning.at != "smallest":
+        return []
+    keys = ", ".join(tuning.keys)
+    larger = ", ".join(tuning.transferred_to) or "the larger sizes"
+    out: list[Block] = [Paragraph(f"Tuned at the smallest size only (`tune.at: smallest`): the rows above are its "
+                                  f"cells, and every larger size ({larger}) ran its comparison seeds at the {keys} "
+                                  "its variant chose there.")]
+    mup = [c.variant or c.cell for c in tuning.cells if c.parametrization == "mup"]
+    standard = [c.variant or c.cell for c in tuning.cells if c.parametrization != "mup"]
+    if mup:
+        out.append(Paragraph(f"Under μP (parametrization mup: {', '.join(dict.fromkeys(mup))}) the {keys} was "
+                             "transferred from the smallest size as μP intends: its lr and init are scaled with "
+                             "width so that the best lr does not move (Yang et al. 2022, Tensor Programs V)."))
+    if standard:
+        out.append(Bullets([f"Warning: {v} (parametrization standard) ran every size at the {keys} chosen at the "
+                            f"smallest size; under the standard parametrization the best lr moves with width, so "
+                            f"the transferred {keys} is untested at {larger}: drop tune.at to tune at every size, "
+                            "or use parametrization: mup." for v in dict.fromkeys(standard)]))
+    return out
 
 
 def _table(tuning, sign: int) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
