@@ -136,7 +136,8 @@ def _baseline_label(runs: pd.DataFrame, compare: Criterion, design: Design) -> s
 
 # modules that add figures through `register_figure` when imported, and may define
 # `diag_findings(ctx) -> list[str]` sentences citing them; absent modules are skipped
-FIGURE_PLUGINS = ("gptlab.report.figures.compute", "gptlab.report.figures.diagnostics")
+FIGURE_PLUGINS = ("gptlab.report.figures.compute", "gptlab.report.figures.diagnostics",
+                  "gptlab.report.figures.transfer")
 
 
 def _plugins() -> list[Any]:
