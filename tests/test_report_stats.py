@@ -118,7 +118,8 @@ def one_factor_store(root: Path, experiment: str, groups: dict[str, list[float]]
     names = list(groups)
     write_spec(root, experiment, {"variants": {n: {"lr": 1e-3 * (i + 1)} for i, n in enumerate(names)},
                                   "seeds": list(range(max(map(len, groups.values())))),
-                                  "compare": {"metric": "val/loss", "baseline": names[0], **compare}})
+                                  "compare": {"metric": "val/loss", "baseline": names[0], "pairing": "none",
+                                              **compare}})
     for i, (name, values) in enumerate(groups.items()):
         for seed, value in enumerate(values):
             write_run(root, experiment, f"{name}-seed{seed}", best=value, variant=name, seed=seed,

@@ -98,7 +98,9 @@ def comparison(row: Any, base: Any, compare: Criterion) -> str:
         seeds = f"{int(row['pairs'])} seed pairs" + (f", {left} unpaired seed{'s' * (left != 1)} left out" if left else "")
     if math.isnan(row["diff_ci_low"]):
         return f"{head} ({seeds}): {verdict(row, compare)} (figure {FIG_METRIC})."
-    ci = f"95% CI {fmt(row['diff_ci_low'], places)} to {fmt(row['diff_ci_high'], places)}"
+    level = row.get("ci_level")  # an adaptive study's interval is at the level its comparison was judged at
+    level = f"{level:.1%}" if isinstance(level, float) and math.isfinite(level) else "95%"
+    ci = f"{level} CI {fmt(row['diff_ci_low'], places)} to {fmt(row['diff_ci_high'], places)}"
     detail = f"({ci}, {seeds}, {fmt_p(row['p_value'])}, {fmt_padj(row['p_adjusted'])})"
     return f"{head} {detail}: {verdict(row, compare)} (figure {FIG_METRIC})."
 

@@ -20,8 +20,11 @@ def _method(ctx: ReportContext) -> str:
            "below, and their differences, intervals and p-values are its sequential ones, valid under that stopping "
            "(false *different* and false *equivalent* each at most 0.05 for the family)."
            if "adaptive" in ctx.extras else f" {ctx.tests}")
+    intervals = ("the means' intervals are 95% t-intervals, the differences' at the level each comparison was "
+                 "judged at (results table)" if "adaptive" in ctx.extras and "ci_level" in ctx.table
+                 else "intervals are 95% t-intervals (unadjusted)")
     return (f"Compared: **{c.metric}** ({c.goal}, best value over each run), baseline: **{ctx.baseline}**. "
-            "Only finished runs enter the statistics; intervals are 95% t-intervals (unadjusted), differences use "
+            f"Only finished runs enter the statistics; {intervals}, differences use "
             f"{_test(ctx)}, equivalence two one-sided tests (TOST) at the margin {margin_text}.{how}").strip()
 
 

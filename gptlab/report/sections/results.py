@@ -25,7 +25,9 @@ def results_rows(ctx: ReportContext) -> tuple[list[str], list[list[str]]]:
     table, metric = ctx.table, ctx.compare.metric
     mp = decimals(*table["mean"].tolist())
     dp = decimals(*table["diff"].tolist())
-    header = ["variant", "seeds", f"{metric} (mean ± 95% CI)", "diff vs baseline (95% CI)", "p", "p adj.",
+    levels = "ci_level" in table and table["ci_level"].astype(float).notna().any()  # an adaptive study's own levels
+    header = ["variant", "seeds", f"{metric} (mean ± 95% CI)",
+              "diff vs baseline (CI at its level)" if levels else "diff vs baseline (95% CI)", "p", "p adj.",
               "verdict", "health", "status", "params", "tokens/s"]
     rows = []
     for _, r in table.iterrows():
@@ -36,6 +38,9 @@ def results_rows(ctx: ReportContext) -> tuple[list[str], list[list[str]]]:
         else:
             mean = f"{fmt(r['mean'], mp)} ± {fmt((r['ci_high'] - r['ci_low']) / 2, mp)}"
         diff, verdict = _diff_cells(r, dp, ctx.compare.sign)
+        level = float(r["ci_level"]) if levels and r["ci_level"] == r["ci_level"] else None
+        if level is not None and "[" in diff:
+            diff = diff.replace("]", f"] ({level:.1%})", 1)
         status = ", ".join(f"{int(r[f'n_{s}'])} {s}" for s in STATUS_ORDER if r[f"n_{s}"])
         params = "" if math.isnan(r["n_params"]) else count(r["n_params"])
         speed = "" if math.isnan(r["tokens_per_s"]) else f"{r['tokens_per_s']:,.0f}" + _packed(r.get("packed"))
