@@ -4,7 +4,8 @@ Where the machine allows it (root, Linux, Debian's packages installed or install
 cluster's daemons run in the foreground as children of the test session, each with its own files under
 a temporary directory (munge socket and key, slurm.conf, state, spool, logs, free ports), so nothing of
 the machine's own configuration is read or changed. `SlurmCluster.env` is what a client (sbatch, squeue,
-`gptlab run --launcher submitit`) needs: SLURM_CONF. Elsewhere `unavailable()` says why, for a skip.
+`gptlab run --launcher submitit`) needs: SLURM_CONF. Elsewhere `unavailable()` says why, and `skip_or_fail`
+skips the tests, or fails them where GPTLAB_REQUIRE_SLURM=1 (CI).
 
 Settings that keep the tests short: `AuthInfo=cred_expire=10` (a requeued job waits cred_expire before it
 may start again; default 120 s), `SchedulerParameters=bf_interval=2,sched_interval=2` (a job whose begin
@@ -53,6 +54,18 @@ def unavailable() -> str | None:
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
         return f"could not install {' '.join(PACKAGES)} with apt-get: {tail}"
     return None
+
+
+REQUIRE_ENV = "GPTLAB_REQUIRE_SLURM"  # set to 1 (CI's .ci/run does): a missing Slurm fails the tests, never skips
+
+
+def skip_or_fail(reason: str) -> None:
+    """No cluster here (`reason`): skip the Slurm tests, or fail them where GPTLAB_REQUIRE_SLURM=1."""
+    import pytest
+
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{REQUIRE_ENV}=1 but no Slurm cluster can be started: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def _free_ports(n: int) -> list[int]:

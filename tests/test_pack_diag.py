@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,9 +41,36 @@ def small_text(tmp_path_factory) -> str:
     return str(path)
 
 
+@contextmanager
+def one_thread():
+    """Packed and unpacked runs on one thread (their sums in the same order); the caller's count given back, so
+    the tests after these in the same process keep theirs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_one_thread_gives_back_the_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with one_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_packed_member_logs_its_unpacked_runs_diagnostics(tmp_path: Path, small_text: str, dtype: str):
-    torch.set_num_threads(1)
+    with one_thread():
+        _packed_member_logs_its_unpacked_runs_diagnostics(tmp_path, small_text, dtype)
+
+
+def _packed_member_logs_its_unpacked_runs_diagnostics(tmp_path: Path, small_text: str, dtype: str) -> None:
     cfgs = [build_config({**BASE, "path": small_text, "dtype": dtype, "seed": s}) for s in SEEDS]
     metas = [RunMeta("diag", f"seed{s}", overrides={"seed": s}) for s in SEEDS]
     for cfg, meta in zip(cfgs, metas):

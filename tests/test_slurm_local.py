@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 
@@ -43,3 +44,26 @@ def test_final_counts_name_each_run_as_what_it_is():
     counts, bad = final_counts(jobs)
     assert counts == "2/5 finished, 1 running elsewhere, 1 cancelled, 1 pending in Slurm" and bad
     assert final_counts(jobs[:3]) == ("2/3 finished, 1 running elsewhere", False)
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("1", "fail"), ("", "skip"), ("0", "skip")])
+def test_a_missing_slurm_skips_unless_required(monkeypatch, required, outcome):
+    """tests/test_slurm_real.py without a cluster: a visible skip, or (GPTLAB_REQUIRE_SLURM=1, as CI sets it) a
+    failure naming the reason."""
+    from tests.slurm_cluster import REQUIRE_ENV, skip_or_fail
+
+    monkeypatch.setenv(REQUIRE_ENV, required)
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception), match="no apt-get here") as raised:
+        skip_or_fail("no apt-get here")  # caught either way: a skip must not skip this test
+    assert type(raised.value) is (pytest.fail.Exception if outcome == "fail" else pytest.skip.Exception)
+
+
+def test_ci_requires_slurm_and_runs_the_readmes_test_command():
+    """.ci/run sets GPTLAB_REQUIRE_SLURM=1 and runs exactly the README's test command, which shows skips (-rs)."""
+    from tests.conftest import REPO
+
+    ci = (REPO / ".ci" / "run").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert "\nexport GPTLAB_REQUIRE_SLURM=1" in ci
+    command = ". .venv/bin/activate && python -m pytest -n 2 --dist loadfile -rs\n"
+    assert ci.endswith(command) and f"\n{command}```" in readme

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, assert_user_error
-from tests.slurm_cluster import SlurmCluster, unavailable
+from tests.slurm_cluster import SlurmCluster, skip_or_fail, unavailable
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 4, "eval_steps": 2,
         "log_interval": 10, "dropout": 0.0}
@@ -26,7 +26,7 @@ TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size":
 def slurm(tmp_path_factory):
     reason = unavailable()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
     yield cluster
     cluster.cancel_all()
