@@ -1,5 +1,6 @@
-"""Helpers of the study tests (tests/test_study_*.py): a real `gptlab run` killed by SIGKILL at a chosen moment,
-and what a run directory says about how often it was trained."""
+"""Helpers of the study tests (tests/test_study_*.py): a real `gptlab run` killed by SIGKILL at a chosen step of a
+chosen run (held there by the step barrier, tests/step_barrier.py), and what a run directory says about how
+often it was trained."""
 from __future__ import annotations
 
 import json
@@ -9,13 +10,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from gptlab.store.layout import METRICS_FILE, START_MARK, SUMMARY_FILE, TRAIN_LOG
+from tests.step_barrier import barrier_env
 
+REPO = Path(__file__).resolve().parents[1]
+# the repository on the import path of every gptlab process: specs load the test plugin tests.step_barrier
 ENV = {**os.environ, "WANDB_MODE": "disabled", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1",
-       "PYTHONUNBUFFERED": "1"}
+       "PYTHONUNBUFFERED": "1",
+       "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+BARRIER = {"plugins": ["tests.step_barrier"]}  # in a spec's base: its runs can be held by run_killed
 # a tiny real GPT; training is a fraction of each process's time, so steps are cheap and runs last long
 # enough (checkpoints at every eval) to be killed in the middle
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 8, "dropout": 0.0,
@@ -29,19 +34,25 @@ def gptlab_run(spec: Path, runs: Path, *args: str, timeout: float = 600) -> subp
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_killed(spec: Path, runs: Path, args: tuple[str, ...], when: Callable[[str], bool], log: Path,
+def run_killed(spec: Path, runs: Path, args: tuple[str, ...], log: Path, *, step: int, run: str | None = None,
                timeout: float = 300) -> str:
-    """Start `gptlab run` in its own process group, SIGKILL the whole group (the study and every training
-    process) as soon as `when(output so far)` holds; the output. Fails when the study ends first."""
+    """Start `gptlab run` in its own process group with the step barrier (tests/step_barrier.py; the spec's base
+    lists it in `plugins`) armed at `step` of `run` (of the first run to get there, if None); once that run is
+    held there, SIGKILL the whole group (the study and every training process). The output. Fails when the
+    study ends (or hangs) before the run reaches the barrier."""
+    barrier = log.with_suffix(".barrier")
+    barrier.mkdir()
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gptlab", "run", str(spec), "--runs", str(runs), *args],
-                                env=ENV, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                env={**ENV, **barrier_env(barrier, step, run)}, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         try:
-            while not when(log.read_text()):
+            while not (barrier / f"at-step-{step}").exists():  # held there until killed: no race to lose
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the study ended (or hung) before the kill:\n" + log.read_text())
-                time.sleep(0.005)
+                    raise AssertionError(f"the study ended (or hung) before {run or 'a run'} reached step {step}:\n"
+                                         + log.read_text())
+                time.sleep(0.05)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)

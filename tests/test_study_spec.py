@@ -29,7 +29,7 @@ def spec(**parts) -> dict:
     return {k: v for k, v in body.items() if v is not None}
 
 
-# case -> (spec, words its one stderr line must hold besides the spec file's path)
+# case -> (spec, words its one stderr line must hold besides the spec file's path[, extra CLI arguments])
 CASES = {
     "tuning seeds among comparison seeds": (spec(tune={"lr": LRS, "seeds": [1]}), ["tune.seeds", "[1]"]),
     "tuning seeds among adaptive seeds": (spec(seeds={"start": 3, "max": 5, "step": 2},
@@ -53,6 +53,19 @@ CASES = {
                                            "predict": {"n_params": 1.0e7}}), ["scale.predict", "3 sizes"]),
     "unknown key in a size": (spec(scale={"s": {"n_layr": 2}, "m": {"n_layer": 3}}), ["n_layr"]),
     "variant named null": (spec(variants={None: {}, "a": {"norm_placement": "pre"}}), ["variants", "'null'"]),
+    # the key named, and the fix
+    "tuned key also in the grid": (spec(tune={"lr": LRS, "seeds": [100]}, grid={"lr": LRS}),
+                                   ["grid.lr", "both tuned and in the grid", "tune it or grid it, not both"]),
+    "tuned key also in --set": (spec(tune={"lr": LRS, "seeds": [100]}), ["--set", "lr", "tuned by the spec's tune:"],
+                                ("--set", "lr=0.01")),
+    "adaptive seeds without a baseline": (spec(seeds={"start": 3, "max": 5, "step": 2}, compare=None),
+                                          ["compare", "names none", "baseline"]),
+    "adaptive start below 2": (spec(seeds={"start": 1, "max": 5, "step": 2}),
+                               ["seeds.start", "at least 2", "two seeds a side"]),
+    "scale with one size": (spec(scale={"s": {"n_layer": 2}}), ["scale", "at least two sizes", "add a size"]),
+    "tokens_per_param and a size's max_steps": (
+        spec(scale={"s": {"n_layer": 2, "max_steps": 5}, "m": {"n_layer": 3}, "tokens_per_param": 20}),
+        ["scale.tokens_per_param", "a size also sets it", "drop max_steps from the sizes or drop tokens_per_param"]),
 }
 
 
@@ -62,10 +75,11 @@ def outcomes(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, P
     root = tmp_path_factory.mktemp("bad_specs")
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     started = {}
-    for i, (case, (body, _)) in enumerate(CASES.items()):
+    for i, (case, (body, _, *args)) in enumerate(CASES.items()):
         path, runs = root / f"case{i}.yaml", root / f"runs{i}"
         path.write_text(yaml.safe_dump(body, sort_keys=False))
-        proc = subprocess.Popen([sys.executable, "-m", "gptlab", "run", str(path), "--runs", str(runs)], env=env,
+        argv = [sys.executable, "-m", "gptlab", "run", str(path), "--runs", str(runs), *(args[0] if args else ())]
+        proc = subprocess.Popen(argv, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started[case] = (proc, path, runs)
     out = {}

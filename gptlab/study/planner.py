@@ -29,15 +29,16 @@ class Planner:
     spec: Spec
     runs_root: Path
     rerun: str | None = None
-    pack: str | None = None  # the user's --pack, for the comparison rounds; the tuning stage packs `auto`
+    pack: str | None = None  # the user's --pack; the tuning stage packs `auto` unless --pack says otherwise
     launcher: str = "local"
     say: Callable[[str], None] = print
     handed: set[str] = field(default_factory=set)  # runs trained in this invocation (rerun applies once)
 
     @property
     def tuning_pack(self) -> str | None:
-        """A cell's tuning runs differ only in tuned scalar keys: `auto` packs them (it packs seeds too)."""
-        return "auto" if self.launcher == "local" else None
+        """A cell's tuning runs differ only in tuned scalar keys: `auto` packs them (it packs seeds too), unless
+        the user's --pack says otherwise (`seeds`: a pack per candidate value)."""
+        return (self.pack or "auto") if self.launcher == "local" else None
 
     def execute(self, execute: Execute) -> int:
         """Run the study to its end; the worst round's exit code (130 stops at once)."""
