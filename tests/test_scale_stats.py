@@ -283,3 +283,22 @@ def test_paired_scale_study_pairs_within_size_and_fits_the_slope_on_differences(
     # a seed missing on one side at one size: auto falls back to Welch only where fewer than two pairs remain
     thin = frame[~((frame["variant"] == "post") & (frame["size"] == "s") & (frame["seed"] > 0))]
     assert scale_study(thin, "pre", margin=0.02, pairing="auto").pairing == "unpaired"
+
+
+@pytest.mark.parametrize("correction", ["holm", "bh"])
+def test_the_scale_rows_are_one_family_of_their_own(correction):
+    """README's Scale section: every per-size test, per-size TOST and slope test of the study adjusted together,
+    as one family apart from the report's other tests; recomputed here with statsmodels' multipletests."""
+    result = scale_study(runs({"post": lambda n: -0.02 * math.log(n / 1e5), "swiglu": -0.03}), "pre", margin=0.02,
+                         correction=correction)
+    raw, got = [], []
+    for comp in result.comparisons:
+        for e in comp.effects:
+            raw += [e.p_value, e.p_tost]
+            got += [e.p_adjusted, e.p_tost_adjusted]
+    for comp in result.comparisons:
+        raw.append(comp.slope.p_value)
+        got.append(comp.slope.p_adjusted)
+    assert len(raw) == 2 * (2 * len(SIZES) + 1)
+    want = multipletests(raw, method={"holm": "holm", "bh": "fdr_bh"}[correction])[1]
+    assert got == pytest.approx(list(want), rel=1e-9)
