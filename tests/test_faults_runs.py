@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TINY, assert_user_error, cli, tiny_args
+from tests.conftest import REPO, TINY, assert_user_error, cli, tiny_args
+from tests.step_barrier import barrier_env
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 # checkpoints at steps 20, 40 and 60; a metrics row every step
 KILLABLE = {"max_steps": 60, "eval_interval": 20, "log_interval": 1}
+HELD_ENV = {"PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -37,26 +39,31 @@ def train_argv(runs: Path) -> list[str]:
     return ["train", *tiny_args(**KILLABLE), "--runs", str(runs), "--name", "r", "--wandb", "disabled"]
 
 
+def held_argv(runs: Path) -> list[str]:
+    """train_argv with the step barrier (tests/step_barrier.py) loaded: a run held at a step until killed."""
+    return [*train_argv(runs), "plugins=[tests.step_barrier]"]
+
+
 def test_sigkill_before_the_first_checkpoint_and_during_a_checkpoint_write(tmp_path):
     # 1. killed at a (seeded) random step before any checkpoint exists, then the same command again
     early = tmp_path / "early"
     run_dir = early / "adhoc" / "r"
-    # seeded, so a failure reproduces at the same step (this seed: 9). At most 10: the kill lands 1-2 rows past
-    # the target (measured at load 9 on 2 cores), well before the step-20 checkpoint; this seed's draw from
-    # 2..15 was 15, which left only 3-4 steps to spare
+    # seeded, so a failure reproduces at the same step (this seed: 9); the run is held after that step by the step
+    # barrier, so the kill lands there exactly, before the step-20 checkpoint, on any machine
     target = random.Random(20231).randint(2, 10)
-    proc = subprocess.Popen([sys.executable, "-m", "gptlab", *train_argv(early)], env=ENV,
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "gptlab", *held_argv(early)],
+                            env={**ENV, **HELD_ENV, **barrier_env(barrier, target, "r")},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if (run_dir / "metrics.jsonl").exists() and len(rows(run_dir)) > target:
-            break
-        time.sleep(0.005)
+    while time.time() < deadline and proc.poll() is None and not (barrier / f"at-step-{target}").exists():
+        time.sleep(0.05)  # the run waits at the barrier until killed: no race to lose
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert [r["step"] for r in rows(run_dir)] == list(range(0, target + 1)), "not held at the target step"
     assert not (run_dir / "checkpoint.pt").exists(), "killed too late to test the no-checkpoint path"
-    assert rows(run_dir), "killed before anything was logged"
-    out = cli(*train_argv(early), env={"WANDB_MODE": "disabled"})
+    out = cli(*held_argv(early), env={"WANDB_MODE": "disabled", **HELD_ENV})
     assert out.returncode == 0, out.stdout + out.stderr
     restarted = rows(run_dir)
     assert [r["step"] for r in restarted] == list(range(0, 61)), "a metric row was duplicated or lost"
