@@ -108,3 +108,29 @@ def test_the_valid_spec_the_cases_start_from_is_valid(tmp_path):
     loaded = load_spec(path)
     assert [c.size for c in loaded.cells] == ["s", "m", "l", "s", "m", "l"]
     assert loaded.tune.seeds == (100,) and loaded.seeds.looks() == [3, 5]
+
+
+def test_tokens_per_param_sets_each_sizes_max_steps(tmp_path):
+    """`scale.tokens_per_param: T` trains each size T tokens per parameter: max_steps = round(T x N / tokens per
+    step), N counted here from the built model's parameters (tied weights once); a size without it keeps base's."""
+    import torch
+
+    from gptlab.dataset import load_data
+    from gptlab.model import build_model
+    from gptlab.runner.spec import load_spec
+
+    sizes = {"s": {"n_layer": 1}, "m": {"n_layer": 2}, "l": {"n_layer": 3}}
+    path = tmp_path / "tpp.yaml"
+    path.write_text(yaml.safe_dump(spec(scale={**sizes, "tokens_per_param": 0.5}, variants=None, compare=None)))
+    runs = load_spec(path).runs
+    vocab = load_data(runs[0].config.data, runs[0].config.model.block_size).tokenizer.vocab_size
+    steps = {}
+    for run in runs:
+        model = build_model(run.config.replace(vocab_size=vocab).model)
+        n = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+        t = run.config.train
+        assert t.max_steps == round(0.5 * n / (t.batch_size * run.config.model.block_size * t.grad_accum)), run.name
+        steps[run.study["size"]] = t.max_steps
+    assert steps["s"] < steps["m"] < steps["l"] and steps["s"] != TINY["max_steps"]
+    path.write_text(yaml.safe_dump(spec(scale=sizes, variants=None, compare=None)))
+    assert {run.config.train.max_steps for run in load_spec(path).runs} == {TINY["max_steps"]}
