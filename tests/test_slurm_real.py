@@ -17,6 +17,7 @@ import yaml
 
 from tests.conftest import REPO, assert_user_error
 from tests.slurm_cluster import SlurmCluster, skip_or_fail, unavailable
+from tests.step_barrier import barrier_env
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 4, "eval_steps": 2,
         "log_interval": 10, "dropout": 0.0}
@@ -59,9 +60,10 @@ def run(slurm: SlurmCluster, tmp_path: Path, spec_path: Path, timeout: float = 2
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start(slurm: SlurmCluster, tmp_path: Path, spec_path: Path, **settings) -> subprocess.Popen:
+def start(slurm: SlurmCluster, tmp_path: Path, spec_path: Path, env: dict[str, str] | None = None,
+          **settings) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gptlab", "run", str(spec_path), "--launcher", "submitit",
-                             "--wandb", "disabled"], cwd=tmp_path, env=gptlab_env(slurm, **settings),
+                             "--wandb", "disabled"], cwd=tmp_path, env={**gptlab_env(slurm, **settings), **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -166,29 +168,35 @@ def test_requeued_job_resumes_and_the_driver_waits_for_it(slurm: SlurmCluster, t
 
 def test_time_limit_checkpoints_on_usr2_and_resumes(slurm: SlurmCluster, tmp_path: Path) -> None:
     """A 2-minute limit: USR2 (submitit's) comes 60 s before it (Slurm sends it up to 30 s earlier still);
-    the run checkpoints, the job is requeued and resumes. Once it has, the limit is raised so the test need
-    not wait for a third attempt. (With a 1-minute limit Slurm sends USR2 as the job starts, before
-    submitit can catch it.)"""
-    # long enough on an idle machine (~400 steps/s here) that USR2 (30-60 s in) always lands mid-run; slower
-    # under load, which only moves the signal to an earlier step
-    max_steps = 36000
-    driver = start(slurm, tmp_path, spec(tmp_path, "timelimit", max_steps=max_steps, eval_interval=1000), CPUS=1,
-                   MEM_GB=1, TIME=2)
+    the run checkpoints, the job is requeued and resumes. The run is held after step 150 by the step barrier
+    (tests/step_barrier.py) until the resumed attempt has begun, so the signal lands at step 150 on any machine
+    and the resume starts there; once it has, the limit is raised so the test need not wait for a third
+    attempt. (With a 1-minute limit Slurm sends USR2 as the job starts, before submitit can catch it.)"""
+    max_steps, held = 300, 150
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+           **barrier_env(barrier, held, "seed0")}
+    path = spec(tmp_path, "timelimit", max_steps=max_steps, eval_interval=100, plugins=["tests.step_barrier"])
+    driver = start(slurm, tmp_path, path, env, CPUS=1, MEM_GB=1, TIME=2)
     run_dir = tmp_path / "runs" / "timelimit" / "seed0"
     try:
+        wait_for(lambda: (barrier / f"at-step-{held}").exists(), 150, f"the run to be held at step {held}")
         wait_for(lambda: "== resume" in ((run_dir / "train.log").read_text() if (run_dir / "train.log").exists()
-                                         else ""), 150, "the requeued attempt to resume")
+                                         else ""), 180, "the requeued attempt to resume")
     except AssertionError:
         driver.kill()
         submitit = "".join(p.read_text()[-3000:] for p in (run_dir.parent / ".submitit").glob("*_log.err"))
-        train = [ln for ln in (run_dir / "train.log").read_text().splitlines() if " step " not in ln]
+        train = [ln for ln in (run_dir / "train.log").read_text().splitlines() if " step " not in ln] \
+            if (run_dir / "train.log").exists() else []
         raise AssertionError(f"{driver.communicate()[0]}\n{slurm.jobs()}\n{train}\n{submitit}") from None
     job_id = our_job(slurm, "timelimit", "RUNNING")
     slurm.run("scontrol", "update", f"JobId={job_id}", "TimeLimit=10")
+    (barrier / "release").touch()
     output, _ = driver.communicate(timeout=420)
     assert driver.returncode == 0, output + slurm.logs()
     resumed_at = int(re.search(r"== resume at step (\d+)", (run_dir / "train.log").read_text()).group(1))
-    assert 0 < resumed_at < max_steps and "requeued" in output
+    assert resumed_at == held and "requeued" in output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["steps"] == max_steps
     assert_rows_once(run_dir, max_steps)
