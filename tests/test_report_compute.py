@@ -28,7 +28,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     write_spec(root, "size", {"description": "How does loss fall with size?", "seeds": [0, 1, 2],
                               "variants": {v: {"n_layer": nl, "n_embd": ne} for v, (nl, ne, _) in SIZES.items()},
-                              "compare": {"baseline": "small"}})
+                              "compare": {"baseline": "small", "pairing": "none"}})  # Welch numbers
     for variant, (n_layer, n_embd, n_params) in SIZES.items():
         for seed, noise in enumerate((-0.004, 0.001, 0.003)):
             write_run(root, "size", f"{variant}-seed{seed}", best=law(n_params) + noise, variant=variant, seed=seed,

@@ -45,6 +45,14 @@ def test_variants_share_the_initial_values_of_every_parameter_they_both_have(cha
     assert not torch.equal(base["blocks.0.attn.qkv.weight"], base["blocks.1.attn.qkv.weight"])
 
 
+def test_an_untied_head_starts_as_the_tied_one():
+    """A tied model's LM head is its token embedding: the untied model's head starts at those same values (and the
+    untied embedding too), so tied vs untied differ at step 0 in nothing."""
+    tied, untied = weights(5), weights(5, tie_weights=False)
+    assert torch.equal(untied["lm_head.weight"], tied["tok_emb.weight"])
+    assert torch.equal(untied["tok_emb.weight"], tied["tok_emb.weight"])
+
+
 def test_different_seeds_start_from_different_weights():
     a, b = weights(0), weights(1)
     for name, p in a.items():

@@ -43,10 +43,16 @@ def stream_seed(seed: int, name: str) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
+# an untied LM head draws from the token embedding's stream: a tied model's head IS the embedding, so tied and
+# untied models start with the same head (the one parameter they "both have") and pair at step 0
+STREAM_OF = {"lm_head.weight": "tok_emb.weight"}
+
+
 def param_stream(name: str, seed: int | None = None) -> torch.Generator | None:
     """The CPU generator parameter `name` draws from (None, the global one, under the shared switch)."""
     if os.environ.get(SHARED_ENV) == "shared":
         return None
+    name = STREAM_OF.get(name, name)
     return torch.Generator().manual_seed(stream_seed(torch.initial_seed() if seed is None else seed, name))
 
 

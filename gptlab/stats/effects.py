@@ -176,7 +176,7 @@ def fit_effects(factors: Factors, runs: pd.DataFrame, values: pd.Series, blocks:
                 break
         if result is not None:
             break
-    if blocks and result is not None and not model.blocked:
+    if block is not None and result is not None and not model.blocked:
         model.notes.append("seed left out of the model as a block factor (too few seeds shared by the cells)")
     if result is None:
         model.notes.append("the runs cannot separate the factors (too few cells or seeds): no effects estimated")

@@ -53,8 +53,8 @@ def _transfer(tuning) -> list[Block]:  # noqa: ANN001
     out: list[Block] = [Paragraph(f"Tuned at the smallest size only (`tune.at: smallest`): the rows above are its "
                                   f"cells, and every larger size ({larger}) ran its comparison seeds at the {keys} "
                                   "its variant chose there.")]
-    mup = [c.variant or c.cell for c in tuning.cells if c.parametrization == "mup"]
-    standard = [c.variant or c.cell for c in tuning.cells if c.parametrization != "mup"]
+    mup = [c.variant or c.cell for c in tuning.cells if _transfers(c.parametrization)]
+    standard = [c.variant or c.cell for c in tuning.cells if not _transfers(c.parametrization)]
     if mup:
         out.append(Paragraph(f"Under μP (parametrization mup: {', '.join(dict.fromkeys(mup))}) the {keys} was "
                              "transferred from the smallest size as μP intends: its lr and init are scaled with "
@@ -103,3 +103,11 @@ def _v(value: Any) -> str:
 
 def _sensitivity(value: float) -> str:
     return "—" if not math.isfinite(value) else f"{value:.4f}"
+
+
+def _transfers(parametrization: str | None) -> bool:
+    """Whether a parametrization is μP's, whose lr transfers across widths (the axis's `mup` trait)."""
+    from gptlab.axes import AXES
+
+    axis = AXES["parametrization"]
+    return parametrization is not None and parametrization in axis.names() and bool(axis.trait(parametrization, "mup"))
