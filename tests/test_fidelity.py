@@ -221,13 +221,16 @@ def test_post_ln_gradients_grow_with_depth_under_xavier_and_pre_ln_do_not():
     """Xiong et al. (2020), sec. 3 and fig. 3: at Xavier init, post-LN's gradients are largest near the
     output and shrink towards the input; pre-LN's do not grow with the layer index.
 
-    16 layers, 32 wide, mean over 4 seeds. Measured (seeds 0-3 / 4-7): post-LN grows 1.9x / 2.0x from
-    the first block to the last (single seeds 1.3x to 4.2x), pre-LN shrinks to 0.3x. At 6 layers or
-    128 wide the post-LN growth is within seed noise (single seeds 0.8x to 1.7x)."""
-    post = block_grad_norms("post", range(4))
-    pre = block_grad_norms("pre", range(4))
-    assert growth(post) > 1.3, post
-    assert growth(pre) < 1.0, pre
+    16 layers, 32 wide, mean over 32 seeds: a single seed's post-LN growth ranges from 0.4x to 7x, and 4 or
+    even 16 seeds decide nothing (0.3.1's init: 1.56x over seeds 0-15, 0.995x over seeds 16-31; 0.4.0's
+    name-keyed init: 1.21x / 1.24x). Measured over seeds 0-31: post-LN grows about 1.2x from the first block
+    to the last, pre-LN shrinks to about 0.3x. At 6 layers or 128 wide the post-LN growth is within seed
+    noise."""
+    post = block_grad_norms("post", range(32))
+    pre = block_grad_norms("pre", range(32))
+    assert growth(post) > 1.1, post
+    assert growth(pre) < 0.5, pre
+    assert growth(post) > 3 * growth(pre)
 
 
 # ---- trained: positions at a tiny CPU scale ---------------------------------------------------------
