@@ -170,10 +170,14 @@ class Study:
                 member.slot, member.started, member.proc = job.slot, job.started, job.proc
                 self.view.started(member)
 
+        stopped: list[str] = []  # runs of this invocation that a stop signal ended
+
         def on_end(pooled, interrupted: bool) -> None:  # noqa: ANN001 - a Job or a PackJob
             for job in members_of(pooled):
                 job.result = settle(job.store, pooled.proc.returncode, interrupted=interrupted or self.pool.stopping,
                                     pid=pooled.proc.pid if pooled is job else None)
+                if job.status == Status.interrupted:
+                    stopped.append(job.run.name)
                 self.view.ended(job)
                 if self.fail_fast and not interrupted and job.status in UNSUCCESSFUL and not self.pool.stopping:
                     self.view.message(f"--fail-fast: stopping after {job.run.name} {job.status}")
@@ -181,6 +185,9 @@ class Study:
 
         interrupted = self.pool.run(next_job, on_end, on_start=on_start,
                                     on_tick=lambda active: self.view.refresh(self.jobs))
+        # Ctrl-C reaches the whole process group: when every child stops (and is reaped) before this process's
+        # own KeyboardInterrupt is raised, the pool ends normally, yet the study was interrupted all the same
+        interrupted = interrupted or (bool(stopped) and not self.pool.stopping)
         if interrupted:
             self.view.message("interrupted: runs stopped (their checkpoints are kept; rerun to resume)")
         self.view.finish(self.jobs)
