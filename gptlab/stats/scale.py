@@ -7,7 +7,7 @@ median parameter count of their runs; a size's N is the baseline's median parame
 
 Per size, each variant against the baseline: Welch difference with its 95% interval and p-value,
 and TOST at the margin (`gptlab.stats.summary.welch`, `gptlab.stats.inference.tost`); with `pairing` auto
-(two pairs at every size) or seed, the paired ones and a slope fitted on per-seed differences (`scale_paired`).
+(two pairs at every size) or seed, the paired ones and a slope fitted on per-seed differences (`scale_fits`).
 
 The trend, with 3 or more sizes: ONE OLS model of the per-run metric (statsmodels formula API, seeds as
 replicates, one residual variance for all runs):
@@ -43,7 +43,7 @@ from scipy import stats as sps
 
 from gptlab.stats.inference import ALPHA, CORRECTION_NAMES, adjust, tost
 from gptlab.stats.paired import MIN_PAIRS
-from gptlab.stats.scale_paired import (PAIRED_FORMULA, paired_fit, paired_prediction, paired_size_effects,
+from gptlab.stats.scale_fits import (PAIRED_FORMULA, paired_fit, paired_prediction, paired_size_effects,
                                        paired_slope)
 from gptlab.stats.scale_fits import PowerLaw, power_laws
 from gptlab.stats.summary import welch
@@ -179,7 +179,7 @@ def scale_study(runs: pd.DataFrame, baseline: str, *, margin: float, sign: int =
                 correction: str = "holm", predict_n_params: float | None = None,
                 metric: str = "value", pairing: str = "none") -> ScaleResult:
     """Everything above from the finished runs of a scale study (see the module docstring); `pairing` auto or
-    seed compares within seed at each size and fits the slope on per-seed differences (`scale_paired`)."""
+    seed compares within seed at each size and fits the slope on per-seed differences (`scale_fits`)."""
     if correction not in CORRECTION_NAMES:
         raise ValueError(f"correction must be one of {', '.join(CORRECTION_NAMES)}, not '{correction}'")
     missing = [c for c in COLUMNS if c not in runs]

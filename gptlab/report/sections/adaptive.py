@@ -32,13 +32,7 @@ def section(ctx: ReportContext) -> list[Block]:
                   "sequential intervals; its adjusted p is scaled so that it falls below 0.05 exactly when the "
                   "boundary was crossed."),
         Table(*_rows(state))]
-    saved = _saved(ctx, state)
-    if saved:
-        blocks.append(Paragraph(saved))
-    if not state.complete:
-        blocks.append(Bullets([f"The study is not finished: round {state.round} is still to run "
-                               "(rerun the same `gptlab run` command)."]))
-    return blocks
+    return blocks + _closing(ctx, state)
 
 
 def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
@@ -70,13 +64,19 @@ def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
                   "says; `ci_level` is the interval's level. effects.csv rows marked `sequential` carry these "
                   "numbers; rows marked `fixed-sample` are fixed-sample tests not valid under the stopping."),
         Table(*_rows(state, paired=True))]
+    return blocks + _closing(ctx, state)
+
+
+def _closing(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
+    """The runs-saved sentence and, while rounds remain, how to finish the study."""
+    out: list[Block] = []
     saved = _saved(ctx, state)
     if saved:
-        blocks.append(Paragraph(saved))
+        out.append(Paragraph(saved))
     if not state.complete:
-        blocks.append(Bullets([f"The study is not finished: round {state.round} is still to run "
-                               "(rerun the same `gptlab run` command)."]))
-    return blocks
+        out.append(Bullets([f"The study is not finished: round {state.round} is still to run "
+                            "(rerun the same `gptlab run` command)."]))
+    return out
 
 
 def _rows(state, paired: bool = False) -> tuple[list[str], list[list[str]]]:  # noqa: ANN001
