@@ -1,6 +1,8 @@
 """A real scale study end to end: 2 variants x 3 sizes x 2 seeds trained, then reported. The report has the
 Scale section with a verdict in one of the five words (or no effect / unclear), both figures, per-size rows
-in effects.csv and size / n_params in summary.csv, whose parameter counts are the ones the runs stored."""
+in effects.csv and size / n_params in summary.csv, whose parameter counts are the ones the runs stored; and the
+spec's `scale.predict`: the effect extrapolated to N = 1e6 in the report's words and figure, its numbers those
+of an OLS refitted here from the stored runs. (A predict with 2 sizes is refused: tests/test_study_spec.py.)"""
 from __future__ import annotations
 
 import csv
@@ -24,9 +26,11 @@ scale:
   l: {n_layer: 2, n_embd: 32}
   s: {n_layer: 1, n_embd: 16}
   m: {n_layer: 1, n_embd: 32}
+  predict: {n_params: 1.0e6}
 seeds: [0, 1]
 compare: {baseline: pre}
 """
+PREDICT = 1.0e6  # the spec's scale.predict: beyond the sizes run (about 5k to 30k parameters)
 VERDICT_WORDS = ("holds", "grows", "shrinks", "vanishes", "reverses", "no effect", "unclear")
 
 
@@ -78,9 +82,14 @@ def test_the_figures_show_the_effects_the_report_states(reported, tmp_path):
     result = analyze(load_all(reported / "runs"), "sc").extras["scale"]
     with matplotlib.rc_context(_RC):  # as the report draws it
         fig, _ = effect_figure(result, label_colors([result.baseline, *(c.variant for c in result.comparisons)]))
-        (bars,) = fig.axes[0].containers  # one comparison: one errorbar set
+        bars, diamond = fig.axes[0].containers  # one comparison: its per-size bars, then the extrapolation
         points, _caps, (vertical,) = bars.lines
+        predicted, _caps, (pi_bar,) = diamond.lines
         drawn = save_figure(fig, tmp_path, "checked", "")
+    pred = result.comparisons[0].prediction
+    assert list(predicted.get_xdata()) == [PREDICT] and list(predicted.get_ydata()) == [pred.estimate]
+    assert [y for seg in pi_bar.get_segments() for y in (seg[0][1], seg[1][1])] == pytest.approx(
+        [pred.pi_low, pred.pi_high], rel=1e-9)  # the diamond's bar is the 95% prediction interval
     sizes = sorted(n_params, key=n_params.get)
     assert sizes == ["s", "m", "l"], n_params
     assert list(points.get_xdata()) == [n_params[s] for s in sizes]
@@ -127,3 +136,55 @@ def test_results_rows_compare_each_size_with_the_baseline_at_that_size(reported)
         pre = here[here["variant"] == "pre"].set_index("seed")["best_val_loss"].sort_index()
         assert float(rows[f"post-size={size}"]["diff"]) == pytest.approx(float((post - pre).mean()), rel=1e-4)
         assert rows[f"post-size={size}"]["pairing"] == "paired" and rows[f"pre-size={size}"]["diff"] == ""
+
+
+def _numbers(text: str) -> list[tuple[float, float]]:
+    """Each signed decimal in text with half a unit of its last printed digit (what rounding can move)."""
+    import re
+
+    return [(float(x), 0.5 * 10.0 ** -len(x.split(".")[1])) for x in re.findall(r"[-+]?\d+\.\d+", text)]
+
+
+def test_scale_predict_is_the_refitted_models_prediction(reported):
+    """`scale: {predict: {n_params: 1.0e6}}`: the report's extrapolation sentence states the effect at N = 1e6
+    with its 95% CI and 95% prediction interval, and they are those of the model the report names (the study is
+    paired: an OLS of the per-seed differences post - pre on ln N, N a size's baseline parameter count) refitted
+    here with statsmodels from the stored runs, get_prediction at ln(1e6): mean, mean_ci and obs_ci (the
+    prediction interval of one new pair's difference: variance c'Vc + sigma^2)."""
+    import re
+
+    import numpy as np
+    import statsmodels.api as sm
+
+    from gptlab import load_runs
+    from gptlab.report.build import analyze, load_all
+
+    runs = load_runs(reported / "runs")
+    runs = runs[runs["stage"] == "compare"]
+    n_of = runs[runs["variant"] == "pre"].groupby("size")["n_params"].median()
+    wide = runs.pivot_table(index=["size", "seed"], columns="variant", values="best_val_loss").reset_index()
+    # val/loss, the compared metric, is its best value: each run's best_val_loss
+    assert len(wide) == 6 and n_of.max() < PREDICT, (wide, n_of)  # 3 sizes x 2 seeds, and an extrapolation
+    x = sm.add_constant(np.log(wide["size"].map(n_of).to_numpy(float)))
+    ref = sm.OLS((wide["post"] - wide["pre"]).to_numpy(float), x).fit()
+    want = ref.get_prediction(np.array([[1.0, np.log(PREDICT)]])).summary_frame(alpha=0.05).iloc[0]
+    want = [want["mean"], want["mean_ci_lower"], want["mean_ci_upper"], want["obs_ci_lower"], want["obs_ci_upper"]]
+
+    result = analyze(load_all(reported / "runs"), "sc").extras["scale"]
+    assert result.pairing == "paired" and result.predict_n_params == PREDICT
+    pred = result.comparisons[0].prediction
+    assert pred.n_params == PREDICT and pred.extrapolated
+    assert [pred.estimate, pred.ci_low, pred.ci_high, pred.pi_low, pred.pi_high] == pytest.approx(want, rel=1e-9)
+
+    scale = (reported / "reports" / "sc" / "report.md").read_text().split("## Scale", 1)[1].split("\n## ", 1)[0]
+    assert "OLS of its per-seed differences on ln N" in scale  # the model refitted above is the one it names
+    assert "### Extrapolation (not a finding)" in scale
+    (line,) = [ln for ln in scale.splitlines() if "at N = 1.00M parameters" in ln]
+    assert "beyond the sizes run" in line and "predicts post - pre = " in line, line
+    stated = re.search(r"predicts post - pre = (\S+) \(95% CI of the mean \[(\S+), (\S+)\]; 95% prediction "
+                       r"interval for one new run of each \[(\S+), (\S+)\]\)", line)
+    assert stated, line
+    got = _numbers(" ".join(stated.groups()))
+    assert len(got) == 5, line
+    for (value, half), ref_value in zip(got, want):
+        assert abs(value - ref_value) <= half + 1e-12, (line, want)
