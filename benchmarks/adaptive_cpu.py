@@ -4,11 +4,16 @@ A (adaptive): `gptlab run SPEC --pack auto` (default --jobs) into a fresh store,
 design of equal power is the one the report's "Design: adaptive seeds" section states (read from report.md):
 one seed list for every variant, n the smallest at which the fixed design, analysed the same way and simulated
 at A's observed differences and seed spread, reaches A's simulated power on every comparison
-(gptlab.stats.sequential_sim.equal_power_fixed). B (fixed): that design trained one seed at a time
+(gptlab.stats.sequential_sim.equal_power_fixed). That n comes from the adaptive machinery itself (its
+single-look fixed design on the adaptive simulation's draws), so `equal_power_check` computes it again
+independently: the fixed design's power by a plain scipy simulation of its analysis (Welch t-test and TOST, or the
+paired t on per-seed differences, Holm over the comparisons) on draws of its own, and statsmodels' /
+scipy's closed-form n at the adaptive design's simulated power (Bonferroni alpha). B (fixed): that design trained one seed at a time
 (`gptlab run FIXED_SPEC --jobs 1`, no pack). Arms alternate A, B, A, B; the fixed design is taken from the
 first A. No OMP_NUM_THREADS is set: gptlab gives each of its parallel jobs its share of the cores.
 
     python benchmarks/adaptive_cpu.py --repeats 2 --out benchmarks/results/adaptive_cpu_v2.json
+    python benchmarks/adaptive_cpu.py --check benchmarks/results/adaptive_cpu_v2.json   # the check alone (numpy)
 
 The first scenario (benchmarks/specs/adaptive_cpu.yaml, results/adaptive_cpu.json) was measured with an
 earlier version of this script (fixed design per comparison, --pack seeds, OMP_NUM_THREADS=1); see
@@ -27,6 +32,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,13 +78,132 @@ def fixed_design(arm: dict) -> dict:
     """The fixed design of equal power as the adaptive study's own report states it."""
     md = arm["report"]["report_md"]
     m = re.search(r"This design's power at the observed differences and seed spread \(sd ([\d.e-]+); simulated\): "
-                  r"([^.]*(?:\.\d+[^.]*)*)\. A fixed design \(one seed list for every variant\) with at least that "
-                  r"power on every comparison needs (\d+) seeds per variant, (\d+) runs", md)
+                  r"([^.]*(?:\.\d+[^.]*)*)\. A fixed design \((?:paired, seed correlation ([-\d.]+), )?one seed list "
+                  r"for every variant\) with at least that power on every comparison needs (\d+) seeds per variant, "
+                  r"(\d+) runs", md)
     if not m:
         raise SystemExit("the adaptive report has no fixed-design sentence: " + md[-2000:])
     sentence = md[md.rfind("Runs trained:", 0, m.start()):md.find("\n", m.end())]
-    return {"pooled_sd": float(m.group(1)), "adaptive_power": m.group(2), "n": int(m.group(3)),
-            "total_runs": int(m.group(4)), "report_sentence": sentence}
+    return {"pooled_sd": float(m.group(1)), "adaptive_power": m.group(2), "n": int(m.group(4)),
+            "total_runs": int(m.group(5)), "corr": None if m.group(3) is None else float(m.group(3)),
+            "report_sentence": sentence}
+
+
+# ---- the fixed design of equal power, computed again without the adaptive machinery -----------------------
+
+def holm(p: np.ndarray, alpha: float) -> np.ndarray:
+    """Holm's step-down rejections along the last axis (Holm 1979): sorted p_(i) against alpha / (K - i),
+    rejecting up to the first that fails."""
+    order = np.argsort(p, axis=-1)
+    k = p.shape[-1]
+    ok = np.take_along_axis(p, order, -1) <= alpha / (k - np.arange(k))
+    out = np.empty_like(ok)
+    np.put_along_axis(out, order, np.cumprod(ok, axis=-1).astype(bool), -1)
+    return out
+
+
+def fixed_power(n: int, diffs, sd: float, *, alpha: float, margin: float, corr: float | None = None,
+                n_studies: int = 4000, seed: int = 12345) -> np.ndarray:
+    """Per comparison, the share of simulated fixed-design studies (n seeds for the baseline and every variant,
+    true `diffs`, Gaussian seed noise of sd `sd`) with the right verdict: "different" in the right direction when
+    |diff| >= margin, else "equivalent". Analysis: scipy's Welch t-test and TOST (two one-sided Welch tests at the
+    margin) per comparison, or with `corr` (the seeds' correlation across arms) the paired t on per-seed
+    differences; each family Holm-adjusted over the comparisons; equivalent wins when both reject."""
+    from scipy import stats as sps
+
+    diffs = np.asarray(diffs, float)
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0.0, sd, (n_studies, 1, n))
+    own = rng.normal(0.0, sd, (n_studies, len(diffs), n))
+    r = 0.0 if corr is None else corr
+    var = diffs[None, :, None] + r * base + np.sqrt(1 - r * r) * own
+    if corr is None:
+        test = lambda shift, side: sps.ttest_ind(var - shift, np.broadcast_to(base, var.shape), axis=2,  # noqa: E731
+                                                 equal_var=False, alternative=side).pvalue
+    else:
+        test = lambda shift, side: sps.ttest_1samp(var - base, shift, axis=2, alternative=side).pvalue  # noqa: E731
+    p_diff = test(0.0, "two-sided")
+    p_tost = np.maximum(test(-margin, "greater"), test(margin, "less"))
+    different, equivalent = holm(p_diff, alpha), holm(p_tost, alpha)
+    estimate = var.mean(2) - base.mean(2)
+    right = np.where(np.abs(diffs) >= margin, different & ~equivalent & (np.sign(estimate) == np.sign(diffs)),
+                     equivalent)
+    return right.mean(0)
+
+
+def closed_form_n(power, diffs, sd: float, *, alpha: float, margin: float, paired: bool = False) -> int:
+    """The largest over the comparisons of the n each needs alone at Bonferroni's alpha / K: statsmodels'
+    TTestIndPower (TTestPower on the differences, paired) for "different"; for "equivalent" the smallest n whose
+    TOST power by the noncentral t (both one-sided tests, pooled df) reaches it. `sd`: a seed's sd, or with
+    `paired` the per-seed difference's. Holm and Welch's df make the real design's n differ by a seed or so."""
+    from scipy import stats as sps
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    a = alpha / len(diffs)
+    need = []
+    for target, d in zip(np.minimum(np.asarray(power, float), 0.999), np.asarray(diffs, float)):
+        if abs(d) >= margin:
+            solver = TTestPower() if paired else TTestIndPower()
+            n = next((m for m in range(2, 1000) if solver.power(abs(d) / sd, m, a) >= target), 1000)
+        else:
+            def tost(m: int) -> float:
+                se, df = (sd / np.sqrt(m), m - 1) if paired else (sd * np.sqrt(2 / m), 2 * m - 2)
+                t = sps.t.isf(a, df)
+                return sps.nct.sf(t, df, (d + margin) / se) + sps.nct.cdf(-t, df, (d - margin) / se) - 1
+            n = next((m for m in range(2, 1000) if tost(m) >= target), 1000)
+        need.append(n)
+    return max(need)
+
+
+def equal_power_check(design, diffs, sd: float, *, corr: float | None = None, n_studies: int = 2000,
+                      check_studies: int = 4000, n_cap: int = 60) -> dict:
+    """The fixed design of equal power as the report computes it (sequential_sim.equal_power_fixed) next to the
+    same design computed independently: `independent_n`, the smallest n at which `fixed_power` (its own draws and
+    tests) reaches the adaptive design's simulated power on every comparison, within one simulation standard
+    error of the two simulations together; `closed_form_n`, statsmodels / scipy at that power (Bonferroni)."""
+    from gptlab.stats.sequential_sim import Noise, equal_power_fixed
+
+    paired = corr is not None
+    eq = equal_power_fixed(design, diffs, sd, n_studies=n_studies, paired=paired,
+                           **({"noise": Noise(corr=corr)} if paired else {}))
+    target = np.asarray(eq.power, float)
+    se = np.sqrt(target * (1 - target) * (1 / n_studies + 1 / check_studies))
+    curve = {}
+    for n in range(2, n_cap + 1):
+        curve[n] = fixed_power(n, diffs, sd, alpha=design.alpha, margin=design.margin, corr=corr,
+                               n_studies=check_studies)
+        if np.all(curve[n] >= target - se):
+            break
+    ind = n if np.all(curve[n] >= target - se) else None
+    sd_d = sd * np.sqrt(2 * (1 - corr)) if paired else sd
+    return {"adaptive_power": target.round(4).tolist(), "report_n": eq.n, "report_fixed_power":
+            np.asarray(eq.fixed_power).round(4).tolist(), "independent_n": ind,
+            "independent_power": {m: p.round(4).tolist() for m, p in curve.items() if m >= n - 3},
+            "closed_form_n": closed_form_n(target, diffs, sd_d, alpha=design.alpha, margin=design.margin,
+                                           paired=paired),
+            "adaptive_runs_expected": round(eq.adaptive_runs, 2), "n_arms": eq.n_arms}
+
+
+def check_record(path: Path) -> dict:
+    """equal_power_check at what a saved benchmark record's first adaptive arm decided: its differences (the
+    decision table), the report's seed sd (and seed correlation, paired), its spec's design."""
+    from gptlab.stats.sequential import SequentialDesign
+
+    rec = json.loads(Path(path).read_text())
+    spec = yaml.safe_load(rec["spec"])
+    first = next(m for m in rec["measurements"] if m["arm"] == "adaptive")
+    diffs = [float(x) for x in re.findall(r"^\S+ vs \S+ +\S+ +\d+ +\d+ +([-+][\d.]+) ", first["decision_table"], re.M)]
+    fd = rec["fixed_design"]
+    seeds = spec["seeds"]
+    design = SequentialDesign(start=seeds["start"], max=seeds["max"], step=seeds["step"],
+                              alpha=spec["compare"].get("alpha", 0.05), margin=spec["compare"]["margin"],
+                              n_comparisons=len(diffs))
+    used = sum(first["runs"][k] is not None for k in first["runs"])
+    got = equal_power_check(design, diffs, fd["pooled_sd"], corr=fd.get("corr"))
+    return {"record": str(path), "diffs": diffs, "sd": fd["pooled_sd"], "adaptive_runs": used,
+            "report_n_stated": fd["n"], **got,
+            "runs_ratio": {k: round(used / (got[k] * got["n_arms"]), 3) for k in
+                           ("report_n", "independent_n", "closed_form_n") if got[k]}}
 
 
 def write_fixed_spec(n: int) -> Path:
@@ -115,7 +240,11 @@ def main() -> None:
     ap.add_argument("--spec", default=str(SPEC.relative_to(ROOT)), help="the adaptive study (a replication: another spec)")
     ap.add_argument("--store", default="/tmp/gptlab_adaptive_cpu")
     ap.add_argument("--out", default="benchmarks/results/adaptive_cpu_v2.json")
+    ap.add_argument("--check", metavar="RECORD", help="only the equal-power check of a saved record (no training)")
     args = ap.parse_args()
+    if args.check:
+        print(json.dumps(check_record(Path(args.check)), indent=1))
+        return
     SPEC = ROOT / args.spec
     EXPERIMENT = yaml.safe_load(SPEC.read_text())["name"]
     FIXED = EXPERIMENT + "_fixed"
@@ -132,6 +261,9 @@ def main() -> None:
               flush=True)
         if rep == 0:
             out["fixed_design"] = fixed_design(a)
+            Path(args.out).write_text(json.dumps(out, indent=1))
+            out["equal_power_check"] = check_record(Path(args.out))
+            print("equal-power check:", json.dumps(out["equal_power_check"]), flush=True)
             spec = write_fixed_spec(out["fixed_design"]["n"])
             out["fixed_spec"] = spec.read_text()
             print("fixed design:", json.dumps(out["fixed_design"]), flush=True)
