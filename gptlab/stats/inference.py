@@ -104,11 +104,26 @@ def adjust(p_values: Iterable[float], method: str) -> np.ndarray:
         return out
     if method == "none":
         out[finite] = p[finite]
-        return out
-    from statsmodels.stats.multitest import multipletests
+    elif method == "holm":
+        out[finite] = holm(p[finite])
+    else:
+        from statsmodels.stats.multitest import multipletests
 
-    name = {"holm": "holm", "bh": "fdr_bh"}[method]
-    out[finite] = multipletests(p[finite], alpha=ALPHA, method=name)[1]
+        out[finite] = multipletests(p[finite], alpha=ALPHA, method={"bh": "fdr_bh"}[method])[1]
+    return out
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's (1979, Scand J Stat 6:65) step-down adjusted p-values: the k-th smallest of m times (m - k + 1),
+    made non-decreasing by a running maximum, at most 1. The same operations, in the same order, as statsmodels'
+    `multipletests(p, method="holm")`, whose values tests/test_stats_holm.py checks it equals bit for bit; not
+    called here because that branch ends with `gc.collect()`: a full garbage collection on every call, 0.1-0.3 s
+    each in a process holding many objects (a notebook, a test worker), for an array of a few numbers."""
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate(p[order] * np.arange(p.size, 0, -1))
+    adjusted[adjusted > 1] = 1
+    out = np.empty_like(adjusted)
+    out[order] = adjusted
     return out
 
 
