@@ -2,7 +2,8 @@
 name: every per-seed difference is exactly 0) is decided equivalent at the first look; a far variant is decided
 different; a seed whose run failed, on either side, drops its pair, is counted, and the comparison is still
 decided (the next round trains the seeds still planned, the failed one is not retried); a look's paired numbers
-equal scipy's `ttest_rel` and statsmodels' `ttost_paired` on the stored values.
+are those of scipy's `ttest_rel` and statsmodels' `ttost_paired` on the stored values, with Hall's skewness
+correction (gptlab.stats.skew) computed here by hand.
 
 A failure is injected as tests/test_study_adaptive.py does: the stored run's summary.json says `failed`.
 """
@@ -63,7 +64,7 @@ def test_the_twin_is_equivalent_at_the_first_look_and_the_far_variant_different(
 
 
 def test_a_look_equals_scipy_ttest_rel_and_statsmodels_ttost_paired(study, tmp_path):
-    from scipy import stats
+    from scipy import optimize, stats
     from statsmodels.stats.weightstats import ttost_paired
 
     exp = study["runs"] / "paired"
@@ -71,26 +72,41 @@ def test_a_look_equals_scipy_ttest_rel_and_statsmodels_ttost_paired(study, tmp_p
     a, b = values(exp, "slow", range(3)), values(exp, "base", range(3))
     r = state.outcomes["slow"].result
     assert r.diff == pytest.approx(float(np.mean(a - b)), rel=1e-6)
-    assert r.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-6)
-    half = stats.t.isf(r.p_boundary / 2, 2) * np.std(a - b, ddof=1) / math.sqrt(3)
-    assert (r.ci_low, r.ci_high) == pytest.approx((np.mean(a - b) - half, np.mean(a - b) + half), rel=1e-6)
-    # the equivalence verdict is statsmodels' paired TOST at the look's one-sided level, at several margins
+    # Hall's T at the skewness pooled over the open comparisons: the twin's differences (all 0) have none
+    d, g = a - b, stats.skew(a - b, bias=False)
+
+    def hall(mu: float) -> float:
+        x = (d.mean() - mu) / d.std(ddof=1)
+        return math.sqrt(3) * (x + g * x ** 2 / 3 + g ** 2 * x ** 3 / 27 + g / 18)
+
+    t0 = stats.ttest_rel(a, b).statistic
+    p_nominal = 2 * min(max(stats.t.sf(t0, 2), stats.t.sf(hall(0.0), 2)),
+                        max(stats.t.cdf(t0, 2), stats.t.cdf(hall(0.0), 2)))
+    assert r.p_value == pytest.approx(p_nominal, rel=1e-6)
+    q = stats.t.isf(r.p_boundary / 2, 2)
+    half = q * np.std(d, ddof=1) / math.sqrt(3)
+    lo, hi = (optimize.brentq(lambda mu, c=c: hall(mu) - c, d.mean() - 100, d.mean() + 100, xtol=1e-14)
+              for c in (q, -q))
+    assert (r.ci_low, r.ci_high) == pytest.approx((min(d.mean() - half, lo), max(d.mean() + half, hi)), rel=1e-6)
+    # "equivalent": statsmodels' paired TOST and Hall's T both reject at the look's one-sided level
     design = state.design
     p_eq = design.thresholds(r.shares)[1][0]
+    q_eq = stats.t.isf(p_eq, 2)
     from gptlab.stats.sequential import SequentialDesign, decide
 
     for margin in (0.3, 1.0, 3.0):
         moved = SequentialDesign(design.start, design.max, design.step, margin=margin,
                                  n_comparisons=design.n_comparisons)
-        said = decide(moved, a, b, paired=True, shares=r.shares).verdict == "equivalent"
-        assert said == (ttost_paired(a, b, -margin, margin)[0] < p_eq), margin
-    # the report: summary.csv says paired, its nominal p is ttest_rel's, its p_value the sequential one
+        said = decide(moved, a, b, paired=True, shares=r.shares, skew=g).verdict == "equivalent"
+        assert said == (ttost_paired(a, b, -margin, margin)[0] < p_eq and hall(-margin) > q_eq
+                        and hall(margin) < -q_eq), margin
+    # the report: summary.csv says paired, its nominal p is the look's (above), its p_value the sequential one
     out = subprocess.run([sys.executable, "-m", "gptlab", "report", "paired", "--runs", str(study["runs"]),
                           "--out", str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = {row["variant"]: row for row in csv.DictReader((tmp_path / "paired" / "summary.csv").open())}
     assert (rows["slow"]["pairing"], rows["slow"]["pairs"], rows["slow"]["stopped"]) == ("paired", "3", "different")
-    assert float(rows["slow"]["p_nominal"]) == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-5)
+    assert float(rows["slow"]["p_nominal"]) == pytest.approx(p_nominal, rel=1e-5)
     assert float(rows["slow"]["p_value"]) == pytest.approx(r.p_sequential, rel=1e-5)
     assert float(rows["slow"]["p_adjusted"]) < 0.05 and rows["slow"]["significant"] == "True"
     assert (rows["twin"]["equivalent"], rows["twin"]["significant"], rows["twin"]["p_value"]) == ("True", "False", "1")

@@ -156,22 +156,25 @@ def test_fixed_design_verdicts_match_scipy_welch_tost_and_statsmodels_holm():
     assert holm_only > 0  # studies where Holm and Bonferroni disagree are among them
 
 
-def test_the_store_replay_decides_as_the_simulation_does():
+@pytest.mark.parametrize("paired", [False, True])
+def test_the_store_replay_decides_as_the_simulation_does(paired):
     """The planner's and report's replay (one study, scalar, with Holm's passing of alpha between looks and
     within one) and the simulation that proves the error rates (many studies, arrays) are separate code: on the
-    same draws they must reach the same verdicts at the same looks."""
+    same draws they must reach the same verdicts at the same looks. Paired: on skewed differences, so each look's
+    Hall T takes the skewness pooled over the comparisons still open, in both."""
     from gptlab.stats.adaptive import Pair, replay
-    from gptlab.stats.sequential_sim import _data
+    from gptlab.stats.sequential_sim import Noise, _data
 
     design = SequentialDesign(start=3, max=9, step=2, alpha=ALPHA, margin=MARGIN, n_comparisons=3)
     diffs, studies = (0.025, 0.004, 0.012), 200
-    sim = simulate(design, diffs, SD, n_studies=studies, seed=11)
-    baseline, variants = _data(diffs, SD, design.max, studies, "gaussian", 11)
+    noise = Noise(sd_ratio=2.0, skew=0.5) if paired else "gaussian"
+    sim = simulate(design, diffs, SD, n_studies=studies, seed=11, noise=noise, paired=paired)
+    baseline, variants = _data(diffs, SD, design.max, studies, noise, 11)
     pairs = [Pair(f"v{k}", "base") for k in range(3)]
     passed_on = 0
     for s in range(studies):
         table = {"base": baseline[s], **{f"v{k}": variants[s, k] for k in range(3)}}
-        state = replay(design, pairs, lambda c, i: True, lambda c, i, t=table: float(t[c][i]))
+        state = replay(design, pairs, lambda c, i: True, lambda c, i, t=table: float(t[c][i]), paired=paired)
         for k in range(3):
             o = state.outcomes[f"v{k}"]
             want = sim.verdict[s, k] if sim.verdict[s, k] != "open" else "budget"

@@ -9,10 +9,16 @@ import math
 from functools import lru_cache
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 from scipy.optimize import brentq
 
 SPENDING = ("pocock", "obrien_fleming")
+_SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+def _pdf(x: np.ndarray) -> np.ndarray:  # the standard normal density, as scipy's norm.pdf computes it, minus its checks
+    return np.exp(-x ** 2 / 2.0) / _SQRT_2PI
 
 
 def spent(t: np.ndarray | float, alpha: float, spending: str) -> np.ndarray:
@@ -65,8 +71,8 @@ def _bound(t: tuple[float, ...], j: int, cum: np.ndarray, u, w, f, two_sided: bo
     mass = w * f
 
     def crossed(c: float) -> float:
-        hi = sps.norm.sf((c * math.sqrt(tj) - u) / sd)
-        lo = sps.norm.cdf((-c * math.sqrt(tj) - u) / sd) if two_sided else 0.0
+        hi = special.ndtr(-((c * math.sqrt(tj) - u) / sd))  # norm.sf, as scipy computes it
+        lo = special.ndtr((-c * math.sqrt(tj) - u) / sd) if two_sided else 0.0
         return float(np.sum(mass * (hi + lo))) - target
 
     return float(math.inf if target <= 0 or crossed(40.0) > 0 else brentq(crossed, 0.0, 40.0, xtol=1e-10))
@@ -82,10 +88,10 @@ def _carry(t: tuple[float, ...], j: int, c: float, u, w, f, two_sided: bool, gri
     new_w[1::2], new_w[0], new_w[-1] = 4.0, 1.0, 1.0
     new_w *= (top - bottom) / (grid - 1) / 3
     if j == 0:
-        new_f = sps.norm.pdf(new_u, scale=math.sqrt(tj))
+        new_f = _pdf(new_u / math.sqrt(tj)) / math.sqrt(tj)
     else:
         sd = math.sqrt(tj - t[j - 1])
-        kernel = sps.norm.pdf((new_u[:, None] - u[None, :]) / sd) / sd
+        kernel = _pdf((new_u[:, None] - u[None, :]) / sd) / sd
         new_f = kernel @ (w * f)
     return new_u, new_w, new_f
 
@@ -95,15 +101,13 @@ def stagewise_p(t: tuple[float, ...], alpha: float, spending: str, z: float, fin
     Turnbull 2000, ch. 8.4) for a test ending at the last of the looks at fractions `t` with |Z| = z there, its
     earlier looks not crossed (two-sided boundaries of level `alpha`): the null chance of crossing earlier, plus
     that of |Z| >= z at this look without an earlier crossing. It is <= alpha exactly when z reaches this look's
-    boundary, and > alpha for a test that reached its last look without crossing: p and verdict agree."""
+    boundary, and > alpha for a test that reached its last look without crossing: p and verdict agree. `final` (the
+    last look spends what is left) moves only the last look's boundary, which the p does not use."""
     t = tuple(t)
     if len(t) == 1:
         return float(2 * sps.norm.sf(abs(z)))
-    bounds = _z_boundaries(t, alpha, True, spending, spend_all_last=final)
-    u = w = f = None
-    for j in range(len(t) - 1):
-        u, w, f = _carry(t, j, bounds[j], u, w, f, True, 401)
+    _, u, w, f = _looks(t[:-1], alpha, True, spending, 401)  # the sub-density its boundaries carried (memoised)
     z = min(abs(z), 1e3)
     tj, sd = t[-1], math.sqrt(t[-1] - t[-2])
-    inside = sps.norm.cdf((z * math.sqrt(tj) - u) / sd) - sps.norm.cdf((-z * math.sqrt(tj) - u) / sd)
+    inside = special.ndtr((z * math.sqrt(tj) - u) / sd) - special.ndtr((-z * math.sqrt(tj) - u) / sd)
     return float(min(1.0, max(0.0, 1.0 - np.sum(w * f * inside))))

@@ -23,7 +23,9 @@ are computed on the z scale by recursive numerical integration (Armitage, McPher
 & Turnbull 2000, ch. 19) over information fractions n / max, then carried to the Welch t statistic by
 keeping each look's nominal significance level (Jennison & Turnbull 2000, ch. 3.8: the "significance
 level approach" for unknown variance). With 3-12 seeds that carry-over is an approximation, so
-benchmarks/sequential_sim.md and tests/test_sequential_sim.py check the error rates by simulation.
+benchmarks/sequential_sim.md and tests/test_sequential_sim.py check the error rates by simulation. On pairs
+(`paired=True`) each look's test is Student's t on the per-seed differences made skew-robust by Hall's (1992)
+transformation, with the skewness pooled over the family's comparisons (gptlab.stats.skew).
 
 When both verdicts hold (the interval excludes 0 yet lies inside the margin) the verdict is
 "equivalent": a difference smaller than the margin is, by the study's own definition, none that matters.
@@ -33,10 +35,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as sps
 
+from gptlab.stats import skew as sk
 from gptlab.stats.boundaries import SPENDING, _z_boundaries, spent, stagewise_p  # noqa: F401 - re-exported
 
 VERDICTS = ("different", "equivalent", "open")
@@ -94,11 +98,17 @@ class SequentialDesign:
         `fractions`: the information fractions actually observed at the looks so far (pairs present / max, see
         `fractions_of`), in place of the planned n / max; `final`: the last of them is the last planned look, which
         spends all that is left of alpha whatever information it holds (Lan & DeMets 1983, sec. 3)."""
-        t = fractions if fractions is not None else tuple(n / self.max for n in self.looks)
-        kd, ke = shares or (self.n_comparisons, self.n_comparisons)
-        diff_z = _z_boundaries(t, self.alpha / kd, True, self.spending, spend_all_last=final)
-        eq_z = _z_boundaries(t, self.alpha / ke, False, self.spending, spend_all_last=final)
-        return tuple(float(sps.norm.sf(z)) for z in diff_z), tuple(float(sps.norm.sf(z)) for z in eq_z)
+        return _levels(self, shares, fractions, final)
+
+
+@lru_cache(maxsize=4096)
+def _levels(design: SequentialDesign, shares, fractions, final: bool):  # noqa: ANN001, ANN202
+    """SequentialDesign.thresholds, memoised: a simulation asks the same few levels thousands of times."""
+    t = fractions if fractions is not None else tuple(n / design.max for n in design.looks)
+    kd, ke = shares or (design.n_comparisons, design.n_comparisons)
+    diff_z = _z_boundaries(t, design.alpha / kd, True, design.spending, spend_all_last=final)
+    eq_z = _z_boundaries(t, design.alpha / ke, False, design.spending, spend_all_last=final)
+    return tuple(float(sps.norm.sf(z)) for z in diff_z), tuple(float(sps.norm.sf(z)) for z in eq_z)
 
 
 @dataclass(frozen=True)
@@ -111,14 +121,14 @@ class LookResult:
     ci_high: float
     eq_low: float  # repeated 1 - 2 alpha/K interval: "equivalent" when inside (-margin, margin)
     eq_high: float
-    p_value: float  # nominal two-sided Welch p-value at this look (not adjusted for looks or K)
+    p_value: float  # nominal two-sided p at this look (Welch's; paired: t and Hall's T, see skew.p_two_sided)
     p_boundary: float  # two-sided level this look's "different" boundary stands at: crossed iff p_value < it
     look: int  # index into design.looks
     n: int  # seeds per arm used at this look
     final: bool  # the last planned look: an "open" verdict here means "inconclusive within the budget"
     direction: str | None  # "better" | "worse" for a "different" verdict (by the metric's sign), else None
     shares: tuple[int, int] | None = None  # (kd, ke): the intervals are at 1 - alpha/kd and 1 - 2 alpha/ke
-    paired: bool = False  # one-sample t on per-seed differences (n - 1 df), else Welch
+    paired: bool = False  # one-sample t and Hall's T on per-seed differences (n - 1 df), else Welch
     used: float | None = None  # pairs (paired) or seeds per arm (Welch: harmonic mean) with a value at this look
     p_sequential: float = math.nan  # stagewise-ordering p of diff = 0 at level alpha/kd (see `sequential_p_of`)
 
@@ -166,16 +176,18 @@ def _stats(variant: np.ndarray, baseline: np.ndarray, paired: bool):
 
 def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.ndarray,
                  shares: tuple[int, int] | None = None, *, paired: bool = False,
-                 history: np.ndarray | None = None) -> LookBatch:
+                 history: np.ndarray | None = None, skew: np.ndarray | float | None = None) -> LookBatch:
     """Verdicts for S studies at once: `variant` is (S, n) with n a planned look, `baseline` is (S, m >= n),
     of which the first n seeds are used (so each look sees the information the design planned for).
     Seeds that agree exactly (standard error 0) give a zero-width interval: the diff is known exactly.
     `shares`: see SequentialDesign.thresholds.
 
     `paired`: the statistic is the one-sample t of the per-seed differences variant[:, i] - baseline[:, i]
-    (n - 1 df), else Welch's. A NaN is a seed that failed or diverged: its pair (paired) or the seed (Welch) is
-    dropped, and the look's boundary is that of the information actually observed (Lan & DeMets 1983: the
-    spending function is evaluated at the observed information fraction, `fraction` = used / max); `history`
+    (n - 1 df) and Hall's skewness-corrected T of them, a bound crossed only where both cross it (gptlab.stats.skew),
+    else Welch's; `skew`: the skewness g of T per row (decide_family's pooled one; None: each row's own). A NaN
+    is a seed that failed or diverged: its pair (paired) or the seed (Welch) is dropped, and the look's boundary
+    is that of the information actually observed (Lan & DeMets 1983: the spending function is evaluated at the
+    observed information fraction, `fraction` = used / max); `history`
     (S, j): each study's fractions at this comparison's earlier tested looks (NaN: a look not tested; None: the
     planned n / max). A look with fewer than two values, or no more information than the last tested one,
     tests nothing: the comparison stays open and spends no alpha there."""
@@ -208,9 +220,15 @@ def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.nda
         p_diff, p_eq, tested = _observed_levels(design, look, shares, fraction, history, used)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_diff, t_eq = sps.t.isf(p_diff, dof), sps.t.isf(p_eq, dof)
-        p_value = 2 * sps.t.sf(np.abs(diff) / se, dof)
-    ci_low, ci_high = diff - t_diff * se, diff + t_diff * se
-    eq_low, eq_high = diff - t_eq * se, diff + t_eq * se
+        if paired:  # Hall's T beside the t (gptlab.stats.skew); where se is 0 the diff is known exactly
+            g = sk.adjusted_skewness(variant - baseline) if skew is None else np.broadcast_to(skew, diff.shape)
+            g = np.where(np.isfinite(g) & (se > 0), g, 0.0)
+            (ci_low, ci_high), (eq_low, eq_high) = (sk.hull(diff, se, used, g, q) for q in (t_diff, t_eq))
+            p_value = sk.p_two_sided(diff, se, used, g, dof)
+        else:
+            p_value = 2 * sps.t.sf(np.abs(diff) / se, dof)
+            ci_low, ci_high = diff - t_diff * se, diff + t_diff * se
+            eq_low, eq_high = diff - t_eq * se, diff + t_eq * se
     equivalent = (eq_low > -design.margin) & (eq_high < design.margin)
     different = (ci_low > 0) | (ci_high < 0)
     verdict = np.where(equivalent, "equivalent", np.where(different, "different", "open"))
@@ -253,15 +271,15 @@ def sequential_p_of(design: SequentialDesign, b: LookBatch, row: int, history, s
                        b.look == len(design.looks) - 1)
 
 
-def decide(design: SequentialDesign, variant, baseline, *, sign: int = -1,
-           shares: tuple[int, int] | None = None, paired: bool = False, history=None) -> LookResult:  # noqa: ANN001
+def decide(design: SequentialDesign, variant, baseline, *, sign: int = -1, shares: tuple[int, int] | None = None,
+           paired: bool = False, history=None, skew: float | None = None) -> LookResult:  # noqa: ANN001
     """One comparison at one look. `sign` is -1 when lower is better (a loss), +1 when higher is. `paired`,
-    `history` (this comparison's earlier fractions, 1-D): see decide_batch."""
+    `history` (this comparison's earlier fractions, 1-D), `skew`: see decide_batch."""
     if sign not in (-1, 1):
         raise ValueError(f"sign must be -1 (lower is better) or +1 (higher is better), got {sign}")
     hist = None if history is None else np.asarray(history, float)[None, :]
     b = decide_batch(design, np.asarray(variant, float)[None, :], np.asarray(baseline, float)[None, :], shares,
-                     paired=paired, history=hist)
+                     paired=paired, history=hist, skew=skew)
     verdict, diff = str(b.verdict[0]), float(b.diff[0])
     direction = ("better" if sign * diff > 0 else "worse") if verdict == "different" else None
     return LookResult(verdict, diff, float(b.ci_low[0]), float(b.ci_high[0]), float(b.eq_low[0]),
@@ -283,7 +301,8 @@ def decide_family(design: SequentialDesign, comparisons: dict, *, sign: int = -1
     """Every still-open comparison of the family at one look: `comparisons` maps a name to (its seed values,
     its baseline's seed values) (pass only the open ones; decided comparisons keep their verdict);
     `decided` = how many comparisons stopped at earlier looks having rejected diff = 0, and |diff| >= margin
-    (see `rejects`); `paired`, `history` (name -> its earlier fractions): see decide_batch.
+    (see `rejects`); `paired`, `history` (name -> its earlier fractions): see decide_batch; paired, Hall's T takes
+    the skewness of the differences pooled over the comparisons given (`skew_of`).
 
     Alpha starts split over the K = design.n_comparisons comparisons (Bonferroni) and is passed on as in
     Holm's procedure: each family (false "different", false "equivalent") splits alpha over its hypotheses
@@ -298,16 +317,24 @@ def decide_family(design: SequentialDesign, comparisons: dict, *, sign: int = -1
                          f"splits alpha over {K}")
     rd, re_ = decided
     history = history or {}
+    g = skew_of(comparisons) if paired else None
     while True:
         shares = (K - min(rd, K - 1), K - min(re_, K - 1))
         out = {name: decide(design, values, baseline, sign=sign, shares=shares, paired=paired,
-                            history=history.get(name))
+                            history=history.get(name), skew=g)
                for name, (values, baseline) in comparisons.items()}
         flags = [rejects(design, r) for r in out.values()]
         nd, ne = decided[0] + sum(f[0] for f in flags), decided[1] + sum(f[1] for f in flags)
         if (K - min(nd, K - 1), K - min(ne, K - 1)) == shares:
             return out
         rd, re_ = nd, ne
+
+
+def skew_of(comparisons: dict) -> float:
+    """The skewness of the per-seed differences pooled over a look's comparisons (name -> (values, baseline's
+    values), the first len(values) of the baseline's used): the mean of each one's adjusted skewness G1."""
+    rows = [np.asarray(v, float) - np.asarray(b, float)[:len(v)] for v, b in comparisons.values()]
+    return float(sk.pooled(np.array([[sk.adjusted_skewness(d)[0] for d in rows]]))[0]) if rows else 0.0
 
 
 def fixed_design_seeds(diff: float, sd: float, *, margin: float, alpha: float = 0.05, power: float = 0.8,

@@ -9,7 +9,8 @@ The noise can be made harder than the design assumes (`Noise`): the variants' sp
 baseline's, the variants skewed (standardised lognormal), heavy tails (t3), correlated with the
 baseline's at the same seed (`corr`: the paired design's gain), and seeds that fail at random (`fail`: a NaN on
 either side). `mutant` breaks the design on purpose, so a test can show its bound catches a broken procedure:
-"no_split" (alpha not split over the K comparisons), "welch" (Welch's unpaired test where the design pairs).
+"no_split" (alpha not split over the K comparisons), "welch" (Welch's unpaired test where the design pairs),
+"no_skew" (the paired t alone, without Hall's skewness correction, gptlab.stats.skew); joined by "+", several.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gptlab.stats import skew as sk
 from gptlab.stats.sequential import SequentialDesign, decide_batch, rejects
 
 NOISES = ("gaussian", "t3")
-MUTANTS = ("no_split", "welch")
+MUTANTS = ("no_split", "welch", "no_skew")
 
 
 @dataclass(frozen=True)
@@ -119,12 +121,19 @@ def _family_look(designs, ns, variants, baseline, open_, dd, de, *, paired=False
     comparison k of study s (open_[s, k]) uses designs[k] at ns[k] seeds; dd[s], de[s] comparisons stopped
     earlier having rejected diff = 0, |diff| >= margin; `history` (S, K, j): each comparison's information
     fractions at its earlier looks (NaN: untested), None when no seed fails. Returns (verdict, rejected 0,
-    rejected margin, diff, fraction tested at this look (NaN: untested))."""
+    rejected margin, diff, fraction tested at this look (NaN: untested)). Paired, Hall's T takes the skewness of
+    the differences pooled over each study's open comparisons, as decide_family does."""
     S, K = open_.shape
     rd, re_ = dd.copy(), de.copy()
+    broken = set(mutant.split("+")) if mutant else set()
+    paired = paired and "welch" not in broken
+    g = np.zeros(S)
+    if paired and "no_skew" not in broken:
+        own = np.stack([sk.adjusted_skewness(variants[:, k, :ns[k]] - baseline[:, :ns[k]]) for k in range(K)], 1)
+        g = sk.pooled(np.where(open_, own, np.nan))
     while True:
         kd, ke = K - np.minimum(rd, K - 1), K - np.minimum(re_, K - 1)
-        if mutant == "no_split":  # alpha not split over the comparisons
+        if "no_split" in broken:  # alpha not split over the comparisons
             kd, ke = np.ones_like(kd), np.ones_like(ke)
         fd, fe, diff = np.zeros((S, K), bool), np.zeros((S, K), bool), np.full((S, K), np.nan)
         frac = np.full((S, K), np.nan)
@@ -135,13 +144,13 @@ def _family_look(designs, ns, variants, baseline, open_, dd, de, *, paired=False
                 if not idx.size:
                     continue
                 b = decide_batch(designs[k], variants[idx, k, :ns[k]], baseline[idx, :ns[k]], shares,
-                                 paired=paired and mutant != "welch",
-                                 history=None if history is None else history[idx, k])
+                                 paired=paired, history=None if history is None else history[idx, k],
+                                 skew=g[idx] if paired else None)
                 fd[idx, k], fe[idx, k] = rejects(designs[k], b)
                 diff[idx, k] = b.diff
                 frac[idx, k] = np.where(b.tested, b.fraction, np.nan)
         nd, ne = dd + fd.sum(1), de + fe.sum(1)
-        if mutant == "no_split" or (np.array_equal(K - np.minimum(nd, K - 1), kd)
+        if "no_split" in broken or (np.array_equal(K - np.minimum(nd, K - 1), kd)
                                     and np.array_equal(K - np.minimum(ne, K - 1), ke)):
             verdict = np.where(fe, "equivalent", np.where(fd, "different", "open"))
             return np.where(open_, verdict, "open"), fd, fe, diff, frac
@@ -156,8 +165,8 @@ def simulate(design: SequentialDesign, diffs, sd: float, *, n_studies: int = 200
     `noise`: a kind or a Noise; `mutant`: one of MUTANTS, a broken design (see the module's docstring)."""
     if rule not in ("adaptive", "naive"):
         raise ValueError(f"unknown rule {rule!r}; valid: adaptive, naive")
-    if mutant is not None and mutant not in MUTANTS:
-        raise ValueError(f"unknown mutant {mutant!r}; valid: {', '.join(MUTANTS)}")
+    if mutant is not None and not set(mutant.split("+")) <= set(MUTANTS):
+        raise ValueError(f"unknown mutant {mutant!r}; valid: {', '.join(MUTANTS)}, joined by '+'")
     baseline, variants = _data(diffs, sd, design.max, n_studies, noise, seed)
     failing = isinstance(noise, Noise) and noise.fail > 0
     history = np.zeros((n_studies, len(diffs), 0)) if failing else None
