@@ -31,8 +31,8 @@ SPEC = ROOT / "benchmarks/specs/pairing_adaptive.yaml"
 ARMS = {"paired": "auto", "unpaired": "none"}
 
 
-def start(arm: str, work: Path, env: dict) -> tuple[subprocess.Popen, Path, Path]:
-    spec = yaml.safe_load(SPEC.read_text())
+def start(arm: str, work: Path, env: dict, spec_path: Path = SPEC) -> tuple[subprocess.Popen, Path, Path]:
+    spec = yaml.safe_load(spec_path.read_text())
     spec["compare"]["pairing"] = ARMS[arm]
     path = work / f"{arm}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -64,17 +64,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/gptlab_pairing_adaptive"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pairing_adaptive.json")
+    ap.add_argument("--spec", type=Path, default=SPEC, help="the adaptive study (default: the max-13 budget; "
+                    "benchmarks/specs/pairing_adaptive_33.yaml gives the unpaired design room to decide)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
            "WANDB_MODE": "disabled"}
-    experiment = yaml.safe_load(SPEC.read_text())["name"]
+    experiment = yaml.safe_load(args.spec.read_text())["name"]
     load, stop = [os.getloadavg()[0]], threading.Event()
     threading.Thread(target=lambda: [load.append(os.getloadavg()[0]) for _ in iter(lambda: stop.wait(30), True)],
                      daemon=True).start()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     t0 = time.perf_counter()
-    procs = {arm: start(arm, args.work, env) for arm in ARMS}
+    procs = {arm: start(arm, args.work, env, args.spec) for arm in ARMS}
     arms: dict[str, dict] = {}
     pid_arm = {p.pid: arm for arm, (p, _, _) in procs.items()}
     while pid_arm:
@@ -91,7 +93,7 @@ def main() -> None:
         arms[arm].update(runs=runs, n_runs=len(runs), decision_table=text[text.rfind("adaptive seeds"):][-3000:],
                          summary_csv=report(store, experiment, env), log_tail=text[-2000:])
     p, u = arms["paired"], arms["unpaired"]
-    out = {"spec": SPEC.read_text(), "started": started, "ended": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    out = {"spec": args.spec.read_text(), "started": started, "ended": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "machine": {"cpu": platform.processor() or "?", "cores": os.cpu_count(), "python": platform.python_version()},
            "load_1min": {"min": min(load), "max": max(load), "mean": sum(load) / len(load), "samples": len(load)},
            "runs_ratio": p["n_runs"] / u["n_runs"], "wall_ratio": p["wall_s"] / u["wall_s"],
