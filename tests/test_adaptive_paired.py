@@ -112,6 +112,7 @@ def test_a_look_equals_scipy_ttest_rel_and_statsmodels_ttost_paired(study, tmp_p
     assert (rows["twin"]["equivalent"], rows["twin"]["significant"], rows["twin"]["p_value"]) == ("True", "False", "1")
     md = (tmp_path / "paired" / "report.md").read_text()
     assert "**Pairing: by seed.**" in md and "An estimate at an early stop is biased" in md
+    assert "Hall's (1992) skewness-corrected t" in md  # the design says what each look tests
     # the runs-saved sentence compares with the paired fixed design, at the pairs' mean correlation
     import re
 

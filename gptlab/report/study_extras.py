@@ -131,7 +131,7 @@ def _sequential_row(out, design) -> dict[str, Any]:  # noqa: ANN001 - Outcome, S
     `ci_level` = 1 - alpha / kd (kd: the comparisons not yet decided different when it was judged);
     p_value: the sequential p of diff = 0 (stagewise ordering, `sequential.stagewise_p`), 1 for a comparison that
     stopped equivalent before its test of no difference crossed (that test was abandoned, never rejecting);
-    p_nominal: the fixed-sample paired t p at that look (not valid under the stopping);
+    p_nominal: the fixed-sample p of that look's test (paired t and Hall's T both) (not valid under the stopping);
     p_adjusted = min(1, kd * p_value): below alpha exactly when the boundary was crossed, so `significant`
     (the design rejected diff = 0) agrees with it; `equivalent`: the design rejected |diff| >= margin."""
     from gptlab.stats.adaptive import reported_p

@@ -44,8 +44,10 @@ def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
         Heading("Design: adaptive seeds"),
         Paragraph(f"Seeds were added in rounds: {d.start} per variant, then {d.step} more only to the comparisons "
                   f"still open, up to {d.max} (looks at {looks} seeds). **Pairing: by seed.** Every variant and the "
-                  "baseline train the same seeds, and each look's statistic is the paired t of the per-seed "
-                  "differences (n - 1 degrees of freedom); a seed that failed or diverged on either side drops "
+                  "baseline train the same seeds, and each look tests the per-seed differences (n - 1 degrees of "
+                  "freedom) twice: by the paired t, and by Hall's (1992) skewness-corrected t, with the skewness "
+                  "pooled over the comparisons tested at that look; a boundary counts as crossed only where both "
+                  "tests cross it, so a skewed, wider variant does not raise the error rates; a seed that failed or diverged on either side drops "
                   f"its pair ({dropped} dropped here), and the boundary is that of the pairs actually present. At "
                   f"each look a comparison is *different* when its repeated interval at level 1 - {d.alpha:g}/k "
                   f"excludes 0, *equivalent* when its repeated 1 - 2·{d.alpha:g}/k interval lies within "
