@@ -70,13 +70,19 @@ def test_bench_pack_times_every_arm_and_checks_the_packed_losses(tmp_path):
 
 # ---- hyperband in gptlab sweep ----
 
-MAX_STEPS = 8000  # long enough on an idle machine that hyperband's stop lands mid-run (1000 steps once finished first)
+MAX_STEPS = 60
+HELD_AT = 30  # the run that cannot learn waits here (3 evaluations: hyperband's first band, 2, applies)
 
 
 def test_hyperband_stops_a_real_training_process_before_max_steps(tmp_path):
     """Two concurrent runs, one learning and one that cannot (lr 1e-7); from the 3rd evaluation on hyperband
     (min_iter 2, eta 3: the band keeps the best third, so of two runs the worse is cut) stops the worse:
-    its process gets SIGTERM mid-run and the run is recorded stopped."""
+    its process gets SIGTERM mid-run and the run is recorded stopped. The step barrier (tests/step_barrier.py)
+    holds the worse run at step 30 and is never released: only hyperband's SIGTERM can end it there, whatever
+    the machine's speed, while the other trains to max_steps."""
+    from tests.step_barrier import barrier_env
+    from tests.study_runs import ENV as STUDY_ENV
+
     sweep = tmp_path / "hb.yaml"
     fixed = {k: {"value": v} for k, v in (a.split("=") for a in tiny_args(
         batch_size=4, max_steps=MAX_STEPS, eval_interval=10, eval_steps=2, log_interval=5, lr_schedule="constant"))}
@@ -85,19 +91,29 @@ def test_hyperband_stops_a_real_training_process_before_max_steps(tmp_path):
         "name": "hb", "method": "grid", "command": ["${env}", "gptlab", "train", "${args}"],
         "metric": {"name": "best_val_loss", "goal": "minimize"},
         "early_terminate": {"type": "hyperband", "min_iter": 2, "eta": 3},
-        "parameters": {"lr": {"values": [3e-3, 1e-7]}, **fixed}}))
-    res = gptlab("sweep", str(sweep), "--jobs", "2", "--runs", str(tmp_path / "runs"), "--wandb", "disabled",
-                 cwd=tmp_path)
+        "parameters": {"lr": {"values": [3e-3, 1e-7]}, **fixed, "plugins": {"value": ["tests.step_barrier"]}}}))
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "gptlab", "sweep", str(sweep), "--jobs", "2", "--runs",
+                             str(tmp_path / "runs"), "--wandb", "disabled"], cwd=tmp_path,
+                            env={**STUDY_ENV, **barrier_env(barrier, HELD_AT, "lr=1e-07")}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=180)  # held forever unless hyperband stops it
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError("hyperband never stopped the run held at step 30:\n" + out + err) from None
+    assert (barrier / f"at-step-{HELD_AT}").read_text().startswith("lr=1e-07 "), out + err
     runs = {d.name: json.loads((d / "summary.json").read_text())
             for d in (tmp_path / "runs" / "hb").iterdir() if (d / "summary.json").is_file()}
-    assert len(runs) == 2, res.stdout + res.stderr
-    (slow,) = [name for name in runs if "1e-07" in name]
-    (good,) = [name for name in runs if name != slow]
-    assert f"hyperband: stopping {slow}" in res.stdout, res.stdout
-    assert runs[slow]["status"] == "interrupted" and 0 < runs[slow]["steps"] < MAX_STEPS, runs[slow]
+    assert sorted(runs) == ["lr=0.003", "lr=1e-07"], out + err
+    slow, good = "lr=1e-07", "lr=0.003"
+    assert f"hyperband: stopping {slow}" in out, out
+    assert runs[slow]["status"] == "interrupted" and runs[slow]["steps"] == HELD_AT, runs[slow]
     assert slow in json.loads((tmp_path / "runs" / "hb" / "sweep_stopped.json").read_text())
     assert runs[good]["status"] == "finished" and runs[good]["steps"] == MAX_STEPS
-    assert res.returncode == 0, res.stdout + res.stderr  # a hyperband stop is a result, not a failure
+    assert proc.returncode == 0, out + err  # a hyperband stop is a result, not a failure
 
 
 # ---- W&B failing mid-run ----
