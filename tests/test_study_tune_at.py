@@ -83,7 +83,7 @@ def studied(tmp_path_factory) -> Path:
     dry = gptlab_run(spec, root / "runs", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     (root / "dry.txt").write_text(dry.stdout)
-    run = gptlab_run(spec, root / "runs", "--pack", "seeds")
+    run = gptlab_run(spec, root / "runs", "--pack", "auto")  # a variant's 2 lrs, a cell's 2 seeds: 1 process
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (root / "run.txt").write_text(run.stdout + run.stderr)
     report = subprocess.run([sys.executable, "-m", "gptlab", "report", "tuneat", "--runs", str(root / "runs"),
