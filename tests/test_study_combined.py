@@ -71,11 +71,10 @@ def test_tune_with_adaptive_seeds(tmp_path):
 
 def test_tune_with_scale(tmp_path):
     body = {"name": "ts", "base": BASE, "variants": {"a": {}, "b": {"norm_placement": "post"}},
-            "scale": {"s": {"n_layer": 1, "n_embd": 16}, "m": {"n_layer": 1, "n_embd": 32},
-                      "l": {"n_layer": 2, "n_embd": 32}},
+            "scale": {"s": {"n_layer": 1, "n_embd": 16}, "l": {"n_layer": 2, "n_embd": 32}},
             "seeds": [0, 1], "tune": {"lr": LRS, "seeds": [100]}, "compare": {"baseline": "a"}}
     exp, reports, tuning = study(tmp_path, body)
-    cells = {f"{v}-size={s}" for v in ("a", "b") for s in ("s", "m", "l")}
+    cells = {f"{v}-size={s}" for v in ("a", "b") for s in ("s", "l")}
     assert set(tuning["cells"]) == cells  # each variant tuned at each size
     names = compared_at_their_choice(exp, tuning)
     assert sorted(names) == sorted(f"{c}-seed{s}" for c in cells for s in (0, 1))
