@@ -20,7 +20,8 @@ def test_real_study_report_has_samples(tmp_path: Path) -> None:
             "seeds": [0, 1], "compare": {"metric": "val/loss", "baseline": "learned", "margin": 0.05}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(spec))
     runs, out = tmp_path / "runs", tmp_path / "reports"
-    done = cli("run", str(tmp_path / "tiny.yaml"), "--runs", str(runs), "--wandb", "disabled")
+    # packed (a variant's two seeds in one process): each member keeps its own checkpoint, as unpacked
+    done = cli("run", str(tmp_path / "tiny.yaml"), "--runs", str(runs), "--wandb", "disabled", "--pack", "seeds")
     assert done.returncode == 0, done.stderr
     for seed in (0, 1):  # rope's checkpoints are gone: its section must say so
         (runs / "tiny" / f"rope-seed{seed}" / "checkpoint.pt").unlink()
