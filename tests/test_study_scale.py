@@ -81,12 +81,15 @@ def test_the_figures_show_the_effects_the_report_states(reported, tmp_path):
                 if r["variant"] == f"pre-size={r['size']}"}  # a size's N is the baseline's
     result = analyze(load_all(reported / "runs"), "sc").extras["scale"]
     with matplotlib.rc_context(_RC):  # as the report draws it
-        fig, _ = effect_figure(result, label_colors([result.baseline, *(c.variant for c in result.comparisons)]))
+        fig, caption = effect_figure(result, label_colors([result.baseline, *(c.variant for c in result.comparisons)]))
         bars, diamond = fig.axes[0].containers  # one comparison: its per-size bars, then the extrapolation
         points, _caps, (vertical,) = bars.lines
         predicted, _caps, (pi_bar,) = diamond.lines
         drawn = save_figure(fig, tmp_path, "checked", "")
     pred = result.comparisons[0].prediction
+    # the caption names the estimate the bars show: this study is paired by seed, so not Welch's
+    assert result.pairing == "paired" and "paired estimate (per-seed differences)" in caption, caption
+    assert "Welch" not in caption
     assert list(predicted.get_xdata()) == [PREDICT] and list(predicted.get_ydata()) == [pred.estimate]
     assert [y for seg in pi_bar.get_segments() for y in (seg[0][1], seg[1][1])] == pytest.approx(
         [pred.pi_low, pred.pi_high], rel=1e-9)  # the diamond's bar is the 95% prediction interval

@@ -86,7 +86,8 @@ def effect_figure(result: ScaleResult, colors: dict[str, Any]) -> tuple[Figure, 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    caption = (f"Effect on {result.metric} against parameters: Welch estimate and 95% interval per size "
+    estimate = "paired estimate (per-seed differences)" if result.pairing == "paired" else "Welch estimate"
+    caption = (f"Effect on {result.metric} against parameters: {estimate} and 95% interval per size "
                "(hollow: no interval), line: the OLS model's effect in log N, grey band: ±margin (equivalent)")
     if any(c.prediction for c in comps):
         caption += "; white diamond: extrapolation with its 95% prediction interval (not a finding)"
