@@ -71,7 +71,7 @@ def test_bench_pack_times_every_arm_and_checks_the_packed_losses(tmp_path):
 # ---- hyperband in gptlab sweep ----
 
 MAX_STEPS = 60
-HELD_AT = 30  # the run that cannot learn waits here (3 evaluations: hyperband's first band, 2, applies)
+HELD_AT = 30  # the run that cannot learn waits here: evaluated at 0, 10, 20, 30, so band 2 applies, band 6 not
 
 
 def test_hyperband_stops_a_real_training_process_before_max_steps(tmp_path):
