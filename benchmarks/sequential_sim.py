@@ -67,6 +67,7 @@ PAIRED_CASES = {
     "unequal spreads (variant sd 3x)": Noise(sd_ratio=3.0),
     "skewed variant (lognormal sigma 0.5)": Noise(skew=0.5),
     "unequal spreads and skew (3x, sigma 0.5)": Noise(sd_ratio=3.0, skew=0.5),
+    "one skewed variant of three (3x, sigma 0.5 in one)": Noise(sd_ratio=3.0, skew=0.5, skew_in=(0,)),
     "heavy tails (t3)": Noise("t3"),
     "paired noise, corr 0": Noise(corr=0.0),
     "paired noise, corr 0.6": Noise(corr=0.6),

@@ -31,13 +31,15 @@ class Noise:
     variants; the variants' sd is `sd_ratio` times the baseline's; `corr`: correlation of a variant's noise with the
     baseline's at the same seed (exact for Gaussian and t3 noise; for skew the lognormal of the correlated normal);
     `fail`: chance that any one run has no value (failed or diverged), independently on every side; `skew`: the
-    lognormal's sigma (0: no skew; 0.5 gives skewness 1.75, 1 gives 6.2)."""
+    lognormal's sigma (0: no skew; 0.5 gives skewness 1.75, 1 gives 6.2); `skew_in`: the variants skewed (None:
+    every one; the others keep Gaussian noise: comparisons whose differences do not share a shape)."""
 
     kind: str = "gaussian"
     sd_ratio: float = 1.0
     skew: float = 0.0
     corr: float = 0.0
     fail: float = 0.0
+    skew_in: tuple[int, ...] | None = None
 
 
 def _lognormal(g: np.ndarray, sigma: float) -> np.ndarray:
@@ -107,7 +109,8 @@ def _data(diffs, sd, n_max, n_studies, noise, seed):
     own = draw(rng, (n_studies, len(diffs), n_max), 1.0, "gaussian" if case.skew else case.kind)
     mixed = case.corr * baseline[:, None, :] / sd + np.sqrt(1 - case.corr ** 2) * own
     if case.skew:
-        mixed = _lognormal(mixed, case.skew)
+        which = slice(None) if case.skew_in is None else list(case.skew_in)
+        mixed[:, which] = _lognormal(mixed[:, which], case.skew)
     variants = np.asarray(diffs, float)[None, :, None] + case.sd_ratio * sd * mixed
     if case.fail > 0:
         lost = np.random.default_rng([seed, 1])  # its own stream: the values do not change with the failure rate
