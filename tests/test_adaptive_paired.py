@@ -113,6 +113,7 @@ def test_a_look_equals_scipy_ttest_rel_and_statsmodels_ttost_paired(study, tmp_p
     md = (tmp_path / "paired" / "report.md").read_text()
     assert "**Pairing: by seed.**" in md and "An estimate at an early stop is biased" in md
     assert "Hall's (1992) skewness-corrected t" in md  # the design says what each look tests
+    assert "The pooling assumes the comparisons' differences share a shape" in md  # two comparisons: pooled
     # the runs-saved sentence compares with the paired fixed design, at the pairs' mean correlation
     import re
 
@@ -148,3 +149,11 @@ def test_a_failed_seed_on_either_side_is_dropped_and_the_comparison_still_decide
     assert state.complete and slow.stopped == "different", slow
     assert slow.result.used == slow.result.n - 1 and slow.missing == 1
     assert "without a value, dropped" in out.stdout
+
+
+def test_the_design_paragraph_says_what_the_skew_correction_pools_and_when_it_does_not_hold():
+    from gptlab.report.sections.adaptive import skew_sentence
+
+    one, two = skew_sentence(1), skew_sentence(2)
+    assert "own skewness" in one and "0.083" in one and "pooled" not in one
+    assert "pooled over the comparisons" in two and "share a shape" in two and "0.083" not in two

@@ -35,6 +35,19 @@ def section(ctx: ReportContext) -> list[Block]:
     return blocks + _closing(ctx, state)
 
 
+def skew_sentence(k: int) -> str:
+    """What the skewness correction assumes and guarantees, for a design of k comparisons (simulated in
+    benchmarks/sequential_sim.md: with one comparison nothing is pooled and the skewed, wider case is not held)."""
+    if k == 1:
+        return ("with the comparison's own skewness (a single comparison has none to pool with); a boundary counts "
+                "as crossed only where both tests cross it. With one comparison a skewed variant with a much wider "
+                "spread can still raise the false *equivalent* rate (0.083 at alpha 0.05 in simulation).")
+    return ("with the skewness pooled over the comparisons tested at that look; a boundary counts as crossed only "
+            "where both tests cross it, so a skewed, wider variant does not raise the error rates (simulated). The "
+            "pooling assumes the comparisons' differences share a shape: a symmetric comparison beside a skewed one "
+            "borrows its caution and may need more seeds.")
+
+
 def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
     """The same section for a paired design (`compare: {pairing: auto | seed}`): what each column holds."""
     d = state.design
@@ -45,9 +58,8 @@ def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
         Paragraph(f"Seeds were added in rounds: {d.start} per variant, then {d.step} more only to the comparisons "
                   f"still open, up to {d.max} (looks at {looks} seeds). **Pairing: by seed.** Every variant and the "
                   "baseline train the same seeds, and each look tests the per-seed differences (n - 1 degrees of "
-                  "freedom) twice: by the paired t, and by Hall's (1992) skewness-corrected t, with the skewness "
-                  "pooled over the comparisons tested at that look; a boundary counts as crossed only where both "
-                  "tests cross it, so a skewed, wider variant does not raise the error rates; a seed that failed or diverged on either side drops "
+                  f"freedom) twice: by the paired t, and by Hall's (1992) skewness-corrected t, {skew_sentence(d.n_comparisons)} "
+                  "A seed that failed or diverged on either side drops "
                   f"its pair ({dropped} dropped here), and the boundary is that of the pairs actually present. At "
                   f"each look a comparison is *different* when its repeated interval at level 1 - {d.alpha:g}/k "
                   f"excludes 0, *equivalent* when its repeated 1 - 2·{d.alpha:g}/k interval lies within "
