@@ -152,6 +152,9 @@ def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> Spec:
         if compare.margin is None and "loss" not in compare.metric:
             fail("adaptive seeds stop at equivalence, which needs a margin for this metric", ("compare",),
                  "set compare.margin in the metric's units")
+        if compare.margin == 0:
+            fail("adaptive seeds stop at equivalence within the margin, and no interval lies within +-0",
+                 ("compare", "margin"), "give a positive margin in the metric's units, e.g. margin: 0.02")
 
     try:
         sets = flatten_overrides(sets or {})
