@@ -157,3 +157,23 @@ def test_the_design_paragraph_says_what_the_skew_correction_pools_and_when_it_do
     one, two = skew_sentence(1), skew_sentence(2)
     assert "own skewness" in one and "0.083" in one and "pooled" not in one
     assert "pooled over the comparisons" in two and "share a shape" in two and "0.083" not in two
+
+
+def test_a_paired_comparison_at_the_budget_states_the_difference_its_pairs_could_detect():
+    """The budget sentence of a paired study: the one-sample MDE at its pairs and the sd of its per-seed differences
+    (from the two stds and the pair correlation); unpaired, the two-sample one at the pooled sd."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from gptlab.report.sections.adaptive import budget_mde
+    from gptlab.stats.sequential import mde_at
+
+    table = pd.DataFrame({"variant": ["base", "v"], "std": [0.010, 0.012], "pair_corr": [math.nan, 0.9]})
+    table = table.set_index("variant")
+    o = SimpleNamespace(pair=SimpleNamespace(variant="v", baseline="base"), result=SimpleNamespace(n=9))
+    sd_d = math.sqrt(0.010 ** 2 + 0.012 ** 2 - 2 * 0.9 * 0.010 * 0.012)
+    assert budget_mde(table, o, 3, True, 0.011) == \
+        f"v: at 9 pairs the smallest detectable difference is {mde_at(9, sd_d, n_comparisons=3, paired=True):.3g}"
+    assert budget_mde(table, o, 3, False, 0.011) == \
+        f"v: at 9 seeds the smallest detectable difference is {mde_at(9, 0.011, n_comparisons=3):.3g}"

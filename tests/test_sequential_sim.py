@@ -188,3 +188,18 @@ def test_the_store_replay_decides_as_the_simulation_does(paired):
                          for o in state.outcomes.values())
     assert passed_on > 0  # some comparisons were decided at levels widened by Holm's passing on
     assert set(sim.verdict.ravel()) == {"different", "equivalent", "open"}
+
+
+def test_mde_at_reaches_its_power_by_scipys_noncentral_t_unpaired_and_paired():
+    """The difference mde_at returns is detected with power 0.8 by a two-sided t-test at alpha / K: the two-sample
+    t (2n - 2 df) unpaired, the one-sample t on n per-seed differences (n - 1 df) paired."""
+    from scipy import stats
+
+    for n, k in ((5, 1), (9, 3)):
+        for paired in (False, True):
+            d = mde_at(n, SD, n_comparisons=k, paired=paired)
+            dof, nc = (n - 1, d / SD * math.sqrt(n)) if paired else (2 * n - 2, d / SD * math.sqrt(n / 2))
+            q = stats.t.isf(0.05 / k / 2, dof)
+            power = stats.nct.sf(q, dof, nc) + stats.nct.cdf(-q, dof, nc)
+            assert power == pytest.approx(0.8, abs=1e-4), (n, k, paired)
+        assert mde_at(n, SD, paired=True) < mde_at(n, SD)  # one sample of n differences vs two of n seeds

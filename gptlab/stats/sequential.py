@@ -364,12 +364,17 @@ def fixed_design_seeds(diff: float, sd: float, *, margin: float, alpha: float = 
     return max(2, math.ceil(n - 1e-9))
 
 
-def mde_at(n: int, sd: float, *, alpha: float = 0.05, power: float = 0.8, n_comparisons: int = 1) -> float:
+def mde_at(n: int, sd: float, *, alpha: float = 0.05, power: float = 0.8, n_comparisons: int = 1,
+           paired: bool = False) -> float:
     """Smallest true difference a fixed design with n seeds per arm detects ("different", two-sided
-    t-test at alpha / K) with `power`, for seed standard deviation sd (statsmodels' TTestIndPower)."""
-    from statsmodels.stats.power import TTestIndPower
+    t-test at alpha / K) with `power`, for seed standard deviation sd (statsmodels' TTestIndPower); `paired`:
+    n pairs and sd the standard deviation of the per-seed differences, a one-sample t (TTestPower)."""
+    from statsmodels.stats.power import TTestIndPower, TTestPower
 
     with warnings.catch_warnings():  # tiny n: the solver may not converge; the nan is returned as it is
         warnings.simplefilter("ignore")
-        d = TTestIndPower().solve_power(nobs1=n, alpha=alpha / n_comparisons, power=power)
+        if paired:
+            d = TTestPower().solve_power(nobs=n, alpha=alpha / n_comparisons, power=power)
+        else:
+            d = TTestIndPower().solve_power(nobs1=n, alpha=alpha / n_comparisons, power=power)
     return float(np.squeeze(d)) * sd

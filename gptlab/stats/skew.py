@@ -13,7 +13,7 @@ here referred to Student's t with n - 1 df, as the t statistic it corrects (Hall
 
 Two choices keep it honest at 3-12 pairs (benchmarks/sequential_sim.md measures them):
 
-* g is the adjusted sample skewness G1 (scipy.stats.skew(bias=False)) pooled over the comparisons tested at the
+* g is the adjusted sample skewness G1 (scipy.stats.skew(bias=False)) pooled over the comparisons still open at the
   look (`pooled`): one comparison's 3-12 differences rarely show the tail that makes its t err, a family of them
   more often. The pooling assumes the comparisons' differences share a shape; a lone comparison uses its own.
 * the look rejects only where both Student's t and Hall's T reject (the interval is the hull of the two): the

@@ -42,7 +42,8 @@ def skew_sentence(k: int) -> str:
         return ("with the comparison's own skewness (a single comparison has none to pool with); a boundary counts "
                 "as crossed only where both tests cross it. With one comparison a skewed variant with a much wider "
                 "spread can still raise the false *equivalent* rate (0.083 at alpha 0.05 in simulation).")
-    return ("with the skewness pooled over the comparisons tested at that look; a boundary counts as crossed only "
+    return ("with the skewness pooled over the comparisons still open at that look (one left open uses its own); a "
+            "boundary counts as crossed only "
             "where both tests cross it, so a skewed, wider variant does not raise the error rates (simulated). The "
             "pooling assumes the comparisons' differences share a shape: a symmetric comparison beside a skewed one "
             "borrows its caution and may need more seeds.")
@@ -73,7 +74,7 @@ def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
                   "average; the repeated interval keeps its coverage. `p_value` is the sequential p of no "
                   "difference (stagewise ordering: earlier looks' crossings count as more extreme), 1 when the "
                   "comparison stopped equivalent before its test of no difference could reject; `p_nominal` is "
-                  "the fixed-sample paired p at that look (not valid under the stopping); `p_adjusted` is k × "
+                  "the fixed-sample p of that look's test, the paired t and Hall's T together (not valid under the stopping); `p_adjusted` is k × "
                   "p_value, below 0.05 exactly when the boundary for *different* was crossed, as `significant` "
                   "says; `ci_level` is the interval's level. effects.csv rows marked `sequential` carry these "
                   "numbers; rows marked `fixed-sample` are fixed-sample tests not valid under the stopping."),
@@ -127,7 +128,6 @@ def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
     """Runs used against the fixed design of the same power: one seed list for every variant (a spec's
     `seeds: [...]`), as short as lets it reach, analysed the same way and simulated at the observed differences
     and pooled seed spread, this design's simulated power on every comparison (sequential_sim.equal_power_fixed)."""
-    from gptlab.stats.sequential import mde_at
     from gptlab.stats.sequential_sim import equal_power_fixed
 
     table = ctx.table.set_index("variant")
@@ -162,6 +162,21 @@ def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
     else:
         text += (f"A fixed design (one seed list for every variant) does not reach that power on every comparison "
                  f"with {fixed.n} seeds per variant ({fixed.fixed_runs} runs)")
-    budget = [f"{o.pair.variant}: at {o.result.n} seeds the smallest detectable difference is "
-              f"{mde_at(o.result.n, sd, n_comparisons=d.n_comparisons):.3g}" for o in outcomes if o.stopped == "budget"]
+    budget = [budget_mde(table, o, d.n_comparisons, state.paired, sd) for o in outcomes if o.stopped == "budget"]
     return text + ("; " + "; ".join(budget) if budget else "") + "."
+
+
+def budget_mde(table, o, n_comparisons: int, paired: bool, sd: float) -> str:  # noqa: ANN001 - frame, outcome
+    """What a comparison that ran to the budget could have detected: paired, at its pairs and the sd of its per-seed
+    differences (sd_a² + sd_b² - 2 r sd_a sd_b from the results table); else at its seeds and the pooled sd."""
+    from gptlab.stats.sequential import mde_at
+
+    n = o.result.n
+    if paired:
+        sa, sb = (float(table["std"].get(v, math.nan)) for v in (o.pair.variant, o.pair.baseline))
+        r = float(table["pair_corr"].get(o.pair.variant, math.nan))
+        sd_d = math.sqrt(max(sa ** 2 + sb ** 2 - 2 * r * sa * sb, 0.0))
+        mde = mde_at(n, sd_d, n_comparisons=n_comparisons, paired=True)
+        return f"{o.pair.variant}: at {n} pairs the smallest detectable difference is {mde:.3g}"
+    return (f"{o.pair.variant}: at {n} seeds the smallest detectable difference is "
+            f"{mde_at(n, sd, n_comparisons=n_comparisons):.3g}")
