@@ -114,6 +114,10 @@ def test_a_look_equals_scipy_ttest_rel_and_statsmodels_ttost_paired(study, tmp_p
     assert "**Pairing: by seed.**" in md and "An estimate at an early stop is biased" in md
     assert "Hall's (1992) skewness-corrected t" in md  # the design says what each look tests
     assert "The pooling assumes the comparisons' differences share a shape" in md  # two comparisons: pooled
+    # an equivalent row names the interval that decided it (the table's column is the "different" one)
+    twin_row = next(line for line in md.splitlines() if line.startswith("| twin vs base"))
+    ke = state.outcomes["twin"].result.shares[1]
+    assert f"its {1 - 2 * 0.05 / ke:.1%} interval [+0.0000, +0.0000] lies within ±" in twin_row, twin_row
     # the runs-saved sentence compares with the paired fixed design, at the pairs' mean correlation
     import re
 

@@ -116,6 +116,10 @@ def _rows(state, paired: bool = False) -> tuple[list[str], list[list[str]]]:  # 
             p = reported_p(o, state.design)
             p = "—" if p != p else f"{p:.3g}"
             dropped = f"; {o.missing} seed(s) failed, pair dropped" if o.missing and o.stopped != "budget" else ""
+            if o.stopped == "equivalent" and r is not None:  # the interval that decided it, not the one shown
+                ke = (r.shares or (state.design.n_comparisons,) * 2)[1]
+                why += (f": its {1 - 2 * state.design.alpha / ke:.1%} interval [{r.eq_low:+.4f}, {r.eq_high:+.4f}] "
+                        f"lies within ±{state.design.margin:g}")
             rows.append([f"{name} vs {o.pair.baseline}", o.stopped or "open", str(o.round or "—"),
                          "—" if r is None or r.used is None else f"{r.used:g}", diff, level, p, why + dropped])
             continue
