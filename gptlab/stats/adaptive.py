@@ -6,11 +6,13 @@ the report (what was decided, when, and why it stopped) agree, and a study kille
 the verdicts an uninterrupted one would reach: look k uses exactly the first n_k seeds of each side.
 
 Paired (`compare: {pairing: auto | seed}`, the planner gives both sides the same seeds): each look's statistic is
-the one-sample t of the per-seed differences (n - 1 df); `pairing: none`: Welch's, as 0.3 did.
+the one-sample t of the per-seed differences (n - 1 df) together with Hall's skewness-corrected T of them
+(gptlab.stats.skew); `pairing: none`: Welch's, as 0.3 did.
 
 A seed that failed or diverged has no value: its pair is dropped (Welch: the seed) and the comparison goes on
 with the others, its boundary at the information actually observed (pairs present / max; Lan & DeMets 1983) so
-the alpha spent follows the information, not the calendar. `Outcome.missing` counts the dropped seeds; a look
+the alpha spent follows the information, not the calendar. `Outcome.missing` counts the dropped pairs (Welch:
+seeds); a look
 with fewer than two pairs, or no more than the comparison's last tested look, tests nothing.
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ class Outcome:
     result: LookResult | None = None  # the last look it was judged at
     round: int | None = None  # 1-based round it was decided in (or ended at the budget)
     stopped: str | None = None  # one of STOPPED; None: still open
-    missing: int = 0  # planned seeds without a value (failed or diverged) at its last look, either side
+    missing: int = 0  # paired: pairs with a seed without a value (failed or diverged) at its last look; else seeds
     fractions: list[float] = field(default_factory=list)  # information fraction at each look it was tested
 
 

@@ -4,7 +4,7 @@ A label's seeds are its samples of the compared metric, kept with their seed (`l
 compared within each seed where both hold it (`compare: {pairing: auto}`, the default; `gptlab.stats.paired`),
 else as independent samples (Welch; `pairing: none` always). Only finished runs
 enter the numbers (a diverged run has no meaningful loss); the others are counted by status so
-the report can say how often a variant broke. Raw Welch p-values are computed here; whether a
+the report can say how often a variant broke. Raw p-values (paired or Welch) are computed here; whether a
 difference is significant is decided on the p-value adjusted over all tests of the report
 (`gptlab.stats.family`). With one seed, or seeds that agree exactly on both sides, no
 uncertainty can be given and nothing is called significant.

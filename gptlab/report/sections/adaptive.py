@@ -115,7 +115,7 @@ def _rows(state, paired: bool = False) -> tuple[list[str], list[list[str]]]:  # 
             level = "—" if r is None else f"{1 - state.design.alpha / k:.1%}"
             p = reported_p(o, state.design)
             p = "—" if p != p else f"{p:.3g}"
-            dropped = f"; {o.missing} seed(s) failed, pair dropped" if o.missing and o.stopped != "budget" else ""
+            dropped = f"; {o.missing} pair(s) with a failed seed, dropped" if o.missing and o.stopped != "budget" else ""
             if o.stopped == "equivalent" and r is not None:  # the interval that decided it, not the one shown
                 ke = (r.shares or (state.design.n_comparisons,) * 2)[1]
                 why += (f": its {1 - 2 * state.design.alpha / ke:.1%} interval [{r.eq_low:+.4f}, {r.eq_high:+.4f}] "

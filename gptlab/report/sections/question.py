@@ -34,5 +34,5 @@ def _test(ctx: ReportContext) -> str:
     if "paired" not in used:
         return "Welch's t-test"
     if "unpaired" in used:
-        return "the paired t-test on per-seed differences where both sides hold a seed (section Pairing), else Welch's"
+        return "the paired t-test on per-seed differences where both sides hold at least two seeds in common (section Pairing), else Welch's"
     return "the paired t-test on per-seed differences (section Pairing)"
