@@ -140,3 +140,95 @@ def test_report_states_pairing_per_comparison(reported) -> None:
     assert set(rows) == {"big", "nowd", "twin"}
     assert rows["twin"][3:5] == ["2", "1"] and rows["big"][3:5] == ["3", "0"]  # pairs, seeds left out
     assert "2 seed pairs, 1 unpaired seed left out" in md
+
+
+def test_tost_binds_on_either_side_and_at_two_pairs_like_statsmodels() -> None:
+    rng = np.random.default_rng(5)
+    shared = rng.normal(3.0, 0.05, 6)
+    noise = rng.normal(0.0, 0.003, 6)
+    for shift in (-0.004, 0.004, -0.012):  # the lower one-sided test sets the p at a negative shift
+        a, b = shared + shift + noise, shared
+        for n in (2, 6):
+            want = ttost_paired(a[:n], b[:n], -0.005, 0.005)[0]
+            assert paired_tost(a[:n] - b[:n], 0.005) == pytest.approx(want, rel=1e-9), (shift, n)
+    assert math.isnan(paired_tost(np.array([0.1, 0.2, 0.3]), 0.0))  # no margin, no equivalence test
+    assert math.isnan(paired_tost(np.array([0.1]), 0.5))
+
+
+def test_paired_t_below_two_pairs_and_power_on_the_lower_side() -> None:
+    from statsmodels.stats.power import TTestPower
+
+    assert all(math.isnan(x) for x in paired_t(np.array([])))
+    diff, *rest = paired_t(np.array([0.3]))
+    assert diff == 0.3 and all(math.isnan(x) for x in rest)
+    for d, n in ((-1.2, 4), (-0.3, 30)):
+        assert one_sample_power(d, n) == pytest.approx(TTestPower().power(d, n, 0.05), rel=1e-6)
+
+
+def test_mde_at_many_pairs_and_undefined_below_two() -> None:
+    d = np.random.default_rng(2).normal(0.0, 0.01, 40)
+    mde = paired_mde(d)
+    assert mde < np.std(d, ddof=1)  # 40 pairs detect less than one sd
+    assert one_sample_power(mde / np.std(d, ddof=1), 40) == pytest.approx(0.8, abs=1e-6)
+    assert math.isnan(paired_mde(np.array([0.1]))) and paired_mde(np.array([0.1, 0.1, 0.1])) == 0.0
+
+
+def test_seeds_needed_for_equivalence_is_the_normal_tost_size_and_is_clipped() -> None:
+    """|diff| < margin: the smallest n at which two one-sided z-tests at ALPHA on a true difference of 0 reach
+    power 0.8 (2 Phi(margin sqrt(n) / sd - z) - 1, computed here by scipy), clipped to [2, MAX_SEEDS + 1];
+    |diff| >= margin beyond MAX_SEEDS: MAX_SEEDS + 1; no difference and no margin: undefined."""
+    from gptlab.stats.inference import MAX_SEEDS
+
+    def tost_power(n: int, sd: float, margin: float) -> float:
+        return 2 * stats.norm.cdf(margin * math.sqrt(n) / sd - stats.norm.ppf(0.95)) - 1
+
+    for sd, margin in ((0.01, 0.008), (0.02, 0.01)):
+        n = int(paired_seeds_needed(0.0, sd, margin))
+        assert tost_power(n, sd, margin) >= 0.8 > tost_power(n - 1, sd, margin), (sd, margin, n)
+    # a true difference inside the margin: the size still reaches the TOST's power at that difference (normal)
+    diff, sd, margin = 0.004, 0.01, 0.008
+    n = int(paired_seeds_needed(diff, sd, margin))
+    z = stats.norm.ppf(0.95)
+    power = stats.norm.cdf((margin - diff) * math.sqrt(n) / sd - z) + stats.norm.cdf(
+        (margin + diff) * math.sqrt(n) / sd - z) - 1
+    assert power >= 0.8, (n, power)
+    assert paired_seeds_needed(0.0, 1e-6, 0.01) == 2.0
+    assert paired_seeds_needed(0.0, 1.0, 0.01) == MAX_SEEDS + 1
+    assert paired_seeds_needed(0.003, 1.0, 0.001) == MAX_SEEDS + 1  # detectable only beyond the cap
+    assert math.isnan(paired_seeds_needed(0.0, 0.01, 0.0)) and math.isnan(paired_seeds_needed(0.1, 0.0, 0.01))
+
+
+def test_correlation_and_seeds_factor_degenerate_cases_without_warnings() -> None:
+    import warnings
+
+    from gptlab.stats.paired import correlation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        const = pair_up(pd.Series([1.0, 1.0, 1.0, 1.0]), pd.Series([1.0, 2.0, 4.0, 3.0]))
+        assert math.isnan(correlation(const))
+        assert math.isnan(correlation(pair_up(pd.Series([1.0, 2.0]), pd.Series([2.0, 1.0]))))  # two pairs
+        three = pair_up(pd.Series([1.0, 2.0, 4.0]), pd.Series([2.0, 1.0, 5.0]))
+        assert correlation(three) == pytest.approx(stats.pearsonr(three.a, three.b).statistic)
+        shifted = pair_up(pd.Series([2.0, 3.0, 5.0]), pd.Series([1.0, 2.0, 4.0]))  # d constant, sides vary
+        assert seeds_factor(shifted) == math.inf
+        assert math.isnan(seeds_factor(pair_up(pd.Series([1.0, 1.0]), pd.Series([1.0, 1.0]))))
+
+
+def test_paired_stats_has_the_unpaired_keys_and_its_own_figures() -> None:
+    from gptlab.stats.paired import Pairs, uses_pairs
+
+    a = pd.Series([3.0, 3.1, 3.3, 3.25], index=[0, 1, 2, 5])
+    b = pd.Series([3.05, 3.0, 3.2, 3.1, 3.4], index=[0, 1, 2, 3, 4])
+    got = paired_stats(pair_up(a, b), MARGIN)
+    assert set(pair_stats(a, b, MARGIN, "none")) <= set(got)  # a paired row fills every column a Welch row does
+    d = np.array([3.0 - 3.05, 3.1 - 3.0, 3.3 - 3.2])
+    assert (got["only_a"], got["only_b"], got["pairs"], got["margin"]) == (1, 2, 3, MARGIN)
+    assert got["mde"] == pytest.approx(paired_mde(d))
+    assert got["seeds_needed"] == paired_seeds_needed(float(d.mean()), float(np.std(d, ddof=1)), MARGIN)
+    assert got["seeds_factor"] == pytest.approx((np.var([3.0, 3.1, 3.3], ddof=1) + np.var([3.05, 3.0, 3.2], ddof=1))
+                                                / np.var(d, ddof=1))
+    two, none_ = Pairs(np.array([1.0, 2.0]), np.array([1.5, 2.5]), (0, 1), 0, 0), \
+        Pairs(np.array([]), np.array([]), (), 1, 1)
+    assert not uses_pairs("none", two) and uses_pairs("auto", two) and uses_pairs("seed", none_)
+    assert not uses_pairs("auto", none_)
