@@ -175,9 +175,15 @@ def test_a_paired_comparison_at_the_budget_states_the_difference_its_pairs_could
 
     table = pd.DataFrame({"variant": ["base", "v"], "std": [0.010, 0.012], "pair_corr": [math.nan, 0.9]})
     table = table.set_index("variant")
-    o = SimpleNamespace(pair=SimpleNamespace(variant="v", baseline="base"), result=SimpleNamespace(n=9))
+    o = SimpleNamespace(pair=SimpleNamespace(variant="v", baseline="base"), result=SimpleNamespace(n=9, used=9.0))
     sd_d = math.sqrt(0.010 ** 2 + 0.012 ** 2 - 2 * 0.9 * 0.010 * 0.012)
     assert budget_mde(table, o, 3, True, 0.011) == \
         f"v: at 9 pairs the smallest detectable difference is {mde_at(9, sd_d, n_comparisons=3, paired=True):.3g}"
     assert budget_mde(table, o, 3, False, 0.011) == \
+        f"v: at 9 seeds the smallest detectable difference is {mde_at(9, 0.011, n_comparisons=3):.3g}"
+    o.result.used = 8.0  # a failed seed dropped its pair: 8 pairs
+    assert budget_mde(table, o, 3, True, 0.011).startswith("v: at 8 pairs") and \
+        budget_mde(table, o, 3, True, 0.011).endswith(f"{mde_at(8, sd_d, n_comparisons=3, paired=True):.3g}")
+    table.loc["v", "pair_corr"] = math.nan  # no correlation (too few pairs): the unpaired figure, not "nan"
+    assert budget_mde(table, o, 3, True, 0.011) == \
         f"v: at 9 seeds the smallest detectable difference is {mde_at(9, 0.011, n_comparisons=3):.3g}"

@@ -59,8 +59,8 @@ def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
         Paragraph(f"Seeds were added in rounds: {d.start} per variant, then {d.step} more only to the comparisons "
                   f"still open, up to {d.max} (looks at {looks} seeds). **Pairing: by seed.** Every variant and the "
                   "baseline train the same seeds, and each look tests the per-seed differences (n - 1 degrees of "
-                  f"freedom) twice: by the paired t, and by Hall's (1992) skewness-corrected t, {skew_sentence(d.n_comparisons)} "
-                  "A seed that failed or diverged on either side drops "
+                  "freedom) twice: by the paired t, and by Hall's (1992) skewness-corrected t, "
+                  f"{skew_sentence(d.n_comparisons)} A seed that failed or diverged on either side drops "
                   f"its pair ({dropped} dropped here), and the boundary is that of the pairs actually present. At "
                   f"each look a comparison is *different* when its repeated interval at level 1 - {d.alpha:g}/k "
                   f"excludes 0, *equivalent* when its repeated 1 - 2·{d.alpha:g}/k interval lies within "
@@ -74,9 +74,9 @@ def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
                   "average; the repeated interval keeps its coverage. `p_value` is the sequential p of no "
                   "difference (stagewise ordering: earlier looks' crossings count as more extreme), 1 when the "
                   "comparison stopped equivalent before its test of no difference could reject; `p_nominal` is "
-                  "the fixed-sample p of that look's test, the paired t and Hall's T together (not valid under the stopping); `p_adjusted` is k × "
-                  "p_value, below 0.05 exactly when the boundary for *different* was crossed, as `significant` "
-                  "says; `ci_level` is the interval's level. effects.csv rows marked `sequential` carry these "
+                  "the fixed-sample p of that look's test, the paired t and Hall's T together (not valid under "
+                  "the stopping); `p_adjusted` is k × p_value, below 0.05 exactly when the boundary for "
+                  "*different* was crossed, as `significant` says; `ci_level` is the interval's level. effects.csv rows marked `sequential` carry these "
                   "numbers; rows marked `fixed-sample` are fixed-sample tests not valid under the stopping."),
         Table(*_rows(state, paired=True))]
     return blocks + _closing(ctx, state)
@@ -115,7 +115,8 @@ def _rows(state, paired: bool = False) -> tuple[list[str], list[list[str]]]:  # 
             level = "—" if r is None else f"{1 - state.design.alpha / k:.1%}"
             p = reported_p(o, state.design)
             p = "—" if p != p else f"{p:.3g}"
-            dropped = f"; {o.missing} pair(s) with a failed seed, dropped" if o.missing and o.stopped != "budget" else ""
+            dropped = (f"; {o.missing} pair(s) with a failed seed, dropped" if o.missing and o.stopped != "budget"
+                       else "")
             if o.stopped == "equivalent" and r is not None:  # the interval that decided it, not the one shown
                 ke = (r.shares or (state.design.n_comparisons,) * 2)[1]
                 why += (f": its {1 - 2 * state.design.alpha / ke:.1%} interval [{r.eq_low:+.4f}, {r.eq_high:+.4f}] "
@@ -176,11 +177,13 @@ def budget_mde(table, o, n_comparisons: int, paired: bool, sd: float) -> str:  #
     from gptlab.stats.sequential import mde_at
 
     n = o.result.n
-    if paired:
+    if paired:  # the pairs present at the last look (a failed seed drops its pair)
+        pairs = int(o.result.used) if o.result.used else n
         sa, sb = (float(table["std"].get(v, math.nan)) for v in (o.pair.variant, o.pair.baseline))
         r = float(table["pair_corr"].get(o.pair.variant, math.nan))
         sd_d = math.sqrt(max(sa ** 2 + sb ** 2 - 2 * r * sa * sb, 0.0))
-        mde = mde_at(n, sd_d, n_comparisons=n_comparisons, paired=True)
-        return f"{o.pair.variant}: at {n} pairs the smallest detectable difference is {mde:.3g}"
+        if math.isfinite(sd_d):
+            mde = mde_at(pairs, sd_d, n_comparisons=n_comparisons, paired=True)
+            return f"{o.pair.variant}: at {pairs} pairs the smallest detectable difference is {mde:.3g}"
     return (f"{o.pair.variant}: at {n} seeds the smallest detectable difference is "
             f"{mde_at(n, sd, n_comparisons=n_comparisons):.3g}")
