@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gptlab.stats.sequential import (VERDICTS, SequentialDesign, _z_boundaries, decide, decide_family,
+from gptlab.stats.sequential import (VERDICTS, SequentialDesign, _z_boundaries, decide, decide_batch, decide_family,
                                         fixed_design_seeds, mde_at)
 from gptlab.stats.sequential_sim import equal_power_fixed, simulate, simulate_fixed
 
@@ -203,3 +203,34 @@ def test_mde_at_reaches_its_power_by_scipys_noncentral_t_unpaired_and_paired():
             power = stats.nct.sf(q, dof, nc) + stats.nct.cdf(-q, dof, nc)
             assert power == pytest.approx(0.8, abs=1e-4), (n, k, paired)
         assert mde_at(n, SD, paired=True) < mde_at(n, SD)  # one sample of n differences vs two of n seeds
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_a_look_with_failed_seeds_equals_scipy_on_the_values_present(paired):
+    """decide_batch on several studies at once whose failed seeds (NaN) sit in different places: each row's
+    difference, p-value and information are scipy's on the values it has: Welch on each arm's present seeds
+    (pairing: none), the paired t on the complete pairs (paired, at skewness 0 so Hall's T is the t)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    design = SequentialDesign(start=3, max=12, step=2, alpha=0.05, margin=0.02, n_comparisons=3)
+    base = rng.normal(3.0, SD, (4, 7))
+    var = base * (0.5 if paired else 0.0) + rng.normal(3.0 * (0.5 if paired else 1.0) + 0.006, SD, (4, 7))
+    var[0, 2] = np.nan            # a variant seed failed
+    base[1, 5] = np.nan           # a baseline seed failed
+    var[2, 6], base[2, 6] = np.nan, np.nan  # both sides of one seed
+    b = decide_batch(design, var, base, paired=paired, skew=0.0 if paired else None)  # row 3: nothing failed
+    assert b.tested.all()  # every row has more information than the 5-seed look before it
+    for s in range(4):
+        v, w = var[s], base[s]
+        if paired:
+            keep = ~np.isnan(v) & ~np.isnan(w)
+            want = stats.ttest_rel(v[keep], w[keep])
+            assert b.used[s] == keep.sum() and b.diff[s] == pytest.approx(np.mean(v[keep] - w[keep]), rel=1e-12)
+        else:
+            vv, ww = v[~np.isnan(v)], w[~np.isnan(w)]
+            want = stats.ttest_ind(vv, ww, equal_var=False)
+            assert b.used[s] == pytest.approx(2 / (1 / len(vv) + 1 / len(ww)))
+            assert b.diff[s] == pytest.approx(vv.mean() - ww.mean(), rel=1e-12)
+        assert b.p_value[s] == pytest.approx(want.pvalue, rel=1e-9), s
+    assert len(set(np.round(b.p_value, 12))) == 4  # the rows really differ
