@@ -233,4 +233,11 @@ def test_a_look_with_failed_seeds_equals_scipy_on_the_values_present(paired):
             assert b.used[s] == pytest.approx(2 / (1 / len(vv) + 1 / len(ww)))
             assert b.diff[s] == pytest.approx(vv.mean() - ww.mean(), rel=1e-12)
         assert b.p_value[s] == pytest.approx(want.pvalue, rel=1e-9), s
+        # the boundaries are those at the information observed: the looks before at their planned fractions,
+        # this one at used / max (Lan & DeMets); "different" at its level, "equivalent" at its own
+        levels = design.thresholds(None, (3 / 12, 5 / 12, float(b.used[s]) / 12))
+        se = abs(b.diff[s] / want.statistic)
+        dof = want.df
+        assert b.ci_low[s] == pytest.approx(b.diff[s] - stats.t.isf(levels[0][-1], dof) * se, rel=1e-9)
+        assert b.eq_high[s] == pytest.approx(b.diff[s] + stats.t.isf(levels[1][-1], dof) * se, rel=1e-9)
     assert len(set(np.round(b.p_value, 12))) == 4  # the rows really differ
