@@ -12,8 +12,7 @@ the one-sample t of the per-seed differences (n - 1 df) together with Hall's ske
 A seed that failed or diverged has no value: its pair is dropped (Welch: the seed) and the comparison goes on
 with the others, its boundary at the information actually observed (pairs present / max; Lan & DeMets 1983) so
 the alpha spent follows the information, not the calendar. `Outcome.missing` counts the dropped pairs (Welch:
-seeds); a look
-with fewer than two pairs, or no more than the comparison's last tested look, tests nothing.
+seeds); a look with fewer than two pairs, or no more than the comparison's last tested look, tests nothing.
 """
 from __future__ import annotations
 

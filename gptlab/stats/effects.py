@@ -10,9 +10,9 @@ in metric units (the reference level of a factor is the baseline's, else its fir
     main         level vs reference averaged over the other factors' levels
     interaction  the difference of those differences across two (or more) factors
 Main effects and interactions come from one OLS fit (statsmodels) of the per-run metric on the
-factors with sum-to-zero coding, seeds as replicates (blocked by seed when paired): all interactions when every cell was run and
-seeds leave residual degrees of freedom, else main effects and two-factor interactions, else main
-effects only. Estimates are averages of the model's cell means, so unequal seed counts per cell
+factors with sum-to-zero coding, seeds as replicates (blocked by seed when paired): all interactions
+when every cell was run and seeds leave residual degrees of freedom, else main effects and two-factor
+interactions, else main effects only. Estimates are averages of the model's cell means, so unequal seed counts per cell
 (failed runs) weigh nothing twice, and cells nobody ran are filled by the model only when its terms
 allow; what was left out is stated in `EffectModel.notes`.
 """

@@ -4,10 +4,11 @@ correlated, and the difference of the pair carries less noise than either loss.
 
 With n pairs (seeds present on both sides; a seed on one side only is left out and counted), the per-seed
 differences d_i = a_i - b_i are one sample: the difference is mean(d), its interval the t interval with n - 1
-degrees of freedom, the p-value the paired t-test (computed here, equal to scipy's `ttest_rel`), the equivalence test two one-sided
-tests on d (equal to statsmodels' `ttost_paired`), the detectable difference and the seeds needed the one-sample
-noncentral-t ones. Miller (2024), "Adding Error Bars to Evals", sec. 4, recommends exactly this for two
-models scored on the same questions; here the "questions" are the seeds' shared data order and weights.
+degrees of freedom, the p-value the paired t-test (computed here, equal to scipy's `ttest_rel`), the
+equivalence test two one-sided tests on d (equal to statsmodels' `ttost_paired`), the detectable difference and
+the seeds needed the one-sample noncentral-t ones. Miller (2024), "Adding Error Bars to Evals", sec. 4,
+recommends exactly this for two models scored on the same questions; here the "questions" are the seeds'
+shared data order and weights.
 
 The price of pairing is nothing when the pairs are uncorrelated (the variance of d is the sum of the two
 variances, as for Welch) except n - 1 instead of about 2n - 2 degrees of freedom; its gain is the factor

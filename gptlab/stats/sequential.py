@@ -93,8 +93,9 @@ class SequentialDesign:
                    final: bool = False) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Nominal one-sided levels per look: (for "different", two-sided test split in halves;
         for each one-sided equivalence test). A look's boundary is crossed when the one-sided p-value
-        falls below its level (Welch's; paired, both the paired t's and Hall's T's, gptlab.stats.skew). `shares` = (kd, ke): alpha is split over kd comparisons for
-        "different" and ke for "equivalent" (default: all K; fewer once some are decided, see decide_family).
+        falls below its level (Welch's; paired, both the paired t's and Hall's T's, gptlab.stats.skew).
+        `shares` = (kd, ke): alpha is split over kd comparisons for "different" and ke for "equivalent"
+        (default: all K; fewer once some are decided, see decide_family).
         `fractions`: the information fractions actually observed at the looks so far (pairs present / max, see
         `fractions_of`), in place of the planned n / max; `final`: the last of them is the last planned look, which
         spends all that is left of alpha whatever information it holds (Lan & DeMets 1983, sec. 3)."""

@@ -76,7 +76,8 @@ def _paired_blocks(ctx: ReportContext, state) -> list[Block]:  # noqa: ANN001
                   "comparison stopped equivalent before its test of no difference could reject; `p_nominal` is "
                   "the fixed-sample p of that look's test, the paired t and Hall's T together (not valid under "
                   "the stopping); `p_adjusted` is k × p_value, below 0.05 exactly when the boundary for "
-                  "*different* was crossed, as `significant` says; `ci_level` is the interval's level. effects.csv rows marked `sequential` carry these "
+                  "*different* was crossed, as `significant` says; `ci_level` is the interval's level. "
+                  "effects.csv rows marked `sequential` carry these "
                   "numbers; rows marked `fixed-sample` are fixed-sample tests not valid under the stopping."),
         Table(*_rows(state, paired=True))]
     return blocks + _closing(ctx, state)
