@@ -74,8 +74,9 @@ def declared_by(worktree: Path) -> set[str]:
     return set(json.loads(out))
 
 
-def spec(name: str, seeds: list[int], steps: int, chosen: dict[str, dict]) -> dict:
-    base = {**BASE, "max_steps": steps, "eval_interval": steps, "warmup_steps": steps // 10}
+def spec(name: str, seeds: list[int], steps: int, chosen: dict[str, dict], evals: int = 1) -> dict:
+    """The study of one arm; `evals`: evaluations over the run (1: at the end only, as part 1)."""
+    base = {**BASE, "max_steps": steps, "eval_interval": steps // evals, "warmup_steps": steps // 10}
     return {"name": name, "description": "issue 30: pairing of seeds across variants",
             "base": base, "variants": {k.replace("=", "_"): v for k, v in chosen.items()}, "seeds": seeds}
 
@@ -84,7 +85,8 @@ def start(arm: str, chosen: dict[str, dict], args: argparse.Namespace) -> tuple[
     """Start training (or finishing) every chosen variant of one arm; returns the process and run folder."""
     name = f"pairing_{arm}"
     spec_path = args.work / f"{name}.yaml"
-    spec_path.write_text(yaml.safe_dump(spec(name, list(range(args.seeds)), args.steps, chosen), sort_keys=False))
+    body = spec(name, list(range(args.seeds)), args.steps, chosen, getattr(args, "evals", 1))
+    spec_path.write_text(yaml.safe_dump(body, sort_keys=False))
     store = args.work / f"runs_{arm}"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     env["PYTHONPATH"], cwd = str(ROOT), ROOT  # this checkout's gptlab, not whatever is installed

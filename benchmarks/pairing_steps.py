@@ -54,14 +54,6 @@ def main() -> None:
     every = pc.variants()
     chosen = {"base": {}, **{v: every[v] for v in args.variants.split(",")}}
     interval = args.steps // args.evals
-    original = pc.spec
-
-    def spec(name, seeds, steps, variants):  # noqa: ANN001, ANN202 - pairing_cpu.spec with more evaluations
-        out = original(name, seeds, steps, variants)
-        out["base"]["eval_interval"] = interval
-        return out
-
-    pc.spec = spec
     t0 = time.time()
     procs = {arm: pc.start(arm, chosen, args) for arm in ("keyed", "before")}
     for arm, (proc, _) in procs.items():
