@@ -241,3 +241,44 @@ def test_a_look_with_failed_seeds_equals_scipy_on_the_values_present(paired):
         assert b.ci_low[s] == pytest.approx(b.diff[s] - stats.t.isf(levels[0][-1], dof) * se, rel=1e-9)
         assert b.eq_high[s] == pytest.approx(b.diff[s] + stats.t.isf(levels[1][-1], dof) * se, rel=1e-9)
     assert len(set(np.round(b.p_value, 12))) == 4  # the rows really differ
+
+
+def test_a_look_after_an_untested_one_spends_by_the_looks_tested_and_tests_nothing_without_new_information():
+    """`history` per study (Lan & DeMets 1983: alpha is spent at the looks that tested something): an earlier look
+    that tested nothing (NaN) spends nothing, so this look's boundary is the one over the tested looks only; a look
+    with no more pairs than the last tested one, or fewer than two, tests nothing (open, p NaN, no stagewise p)."""
+    from scipy import stats
+
+    from gptlab.stats.sequential import sequential_p_of
+
+    rng = np.random.default_rng(5)
+    design = SequentialDesign(start=3, max=12, step=2, alpha=0.05, margin=0.02, n_comparisons=3)
+    base = rng.normal(3.0, SD, (4, 7))
+    var = base + rng.normal(0.004, SD / 2, (4, 7))
+    var[2, 1:] = np.nan  # row 2: a single pair left
+    history = np.array([[3 / 12, np.nan],     # the 5-seed look tested nothing (a failed seed, say)
+                        [3 / 12, 5 / 12],     # as planned
+                        [np.nan, np.nan],     # nothing tested yet, and too few pairs now
+                        [3 / 12, 7 / 12]])    # the last tested look already held 7 pairs: nothing new now
+    b = decide_batch(design, var, base, paired=True, history=history, skew=0.0)
+    assert b.tested.tolist() == [True, True, False, False]
+    for s in (2, 3):
+        assert b.verdict[s] == "open" and math.isnan(b.p_value[s])
+        assert math.isnan(sequential_p_of(design, b, s, history[s], None))
+    for s, before in ((0, (3 / 12,)), (1, (3 / 12, 5 / 12))):
+        levels = design.thresholds(None, before + (7 / 12,))
+        d = var[s] - base[s]
+        want = stats.ttest_1samp(d, 0.0)
+        se = abs(np.mean(d) / want.statistic)
+        assert b.p_value[s] == pytest.approx(want.pvalue, rel=1e-9)
+        assert b.ci_low[s] == pytest.approx(np.mean(d) - stats.t.isf(levels[0][-1], 6) * se, rel=1e-9)
+        assert b.eq_low[s] == pytest.approx(np.mean(d) - stats.t.isf(levels[1][-1], 6) * se, rel=1e-9)
+    # skipping the untested look leaves more alpha for this one than the planned three looks would
+    assert b.p_boundary[0] > b.p_boundary[1] > 0
+    # the stagewise p is that of the tested schedule (3, 7 of 12), not of the planned one (3, 5, 7 of 12)
+    from gptlab.stats.boundaries import stagewise_p
+
+    z = float(stats.norm.isf(b.p_value[0] / 2))
+    p0 = sequential_p_of(design, b, 0, history[0], None)
+    assert p0 == pytest.approx(stagewise_p((3 / 12, 7 / 12), 0.05 / 3, design.spending, z), rel=1e-12)
+    assert p0 != pytest.approx(stagewise_p((3 / 12, 5 / 12, 7 / 12), 0.05 / 3, design.spending, z), rel=1e-6)
