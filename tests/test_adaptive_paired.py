@@ -118,6 +118,9 @@ def test_a_look_equals_scipy_ttest_rel_and_statsmodels_ttost_paired(study, tmp_p
     twin_row = next(line for line in md.splitlines() if line.startswith("| twin vs base"))
     ke = state.outcomes["twin"].result.shares[1]
     assert f"its {1 - 2 * 0.05 / ke:.1%} interval [+0.0000, +0.0000] lies within ±" in twin_row, twin_row
+    # its finding names the sequential decision, not a fixed-sample TOST p (not valid under the stopping)
+    finding = next(line for line in md.splitlines() if line.startswith("- twin has"))
+    assert "(sequential TOST: its repeated interval" in finding and "TOST, adjusted" not in finding, finding
     # the runs-saved sentence compares with the paired fixed design, at the pairs' mean correlation
     import re
 

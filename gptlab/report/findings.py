@@ -54,6 +54,10 @@ def _seeds_phrase(n: float) -> str:
     return "more than 1000 seeds per variant" if n > 1000 else f"about {int(n)} seeds per variant"
 
 
+def _is_finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
 def verdict(row: Any, compare: Criterion) -> str:
     """The verdict words of one tested two-sample comparison (a summary row or a one-factor effect)."""
     if row["exact"] and row.get("pairing") != "paired":
@@ -65,6 +69,9 @@ def verdict(row: Any, compare: Criterion) -> str:
         return f"significantly {'better' if better else 'worse'}"
     margin = f"{row['margin']:g}"
     if row["equivalent"]:
+        if _is_finite(row.get("p_nominal")):  # decided by the paired adaptive design: no fixed-sample TOST p
+            return (f"equivalent within ±{margin} (sequential TOST: its repeated interval at the look that "
+                    f"stopped it lies within the margin, section Design)")
         return f"equivalent within ±{margin} (TOST, {fmt_padj(row['p_tost_adjusted'])})"
     places = decimals(row["mde"], row["diff"])
     text = "inconclusive"
