@@ -15,6 +15,9 @@ control intact (benchmarks/pairing.md, part 2c). Numpy and scipy only, no traini
    out as relu's at 5 and 7 pairs: the evidence a skew-robust test may give those looks.
 
     python benchmarks/pairing_bound.py --studies 4000 --out benchmarks/results/pairing_bound.json
+
+`--stored` and `--spec` replay another study of benchmarks/pairing_adaptive.py the same way (its comparisons, budget
+and margin from the spec); `--studies 0` skips the simulation, which does not depend on the study (part 2e).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 from scipy import optimize, stats
 
 from gptlab.stats import sequential
@@ -118,25 +122,34 @@ def use(rule: str) -> None:
     sequential_sim.decide_batch = _own_skew if rule == "calib_own" else _decide_batch
 
 
-def stored() -> dict[str, dict[int, float]]:
+def stored(path: Path = STORED) -> dict[str, dict[int, float]]:
     values: dict[str, dict[int, float]] = {}
-    for arm in json.loads(STORED.read_text())["arms"].values():
+    for arm in json.loads(path.read_text())["arms"].values():
         for run, r in arm["runs"].items():
             name, seed = run.rsplit("-seed", 1)
             values.setdefault(name, {})[int(seed)] = r["final_val_loss"]
     return values
 
 
-def replay(rule: str, values: dict) -> dict:
-    """The paired adaptive study of pairing_adaptive_33.yaml re-decided from the stored runs under `rule`."""
+def study(spec: dict) -> tuple[SequentialDesign, list[str], str]:
+    """The adaptive design, the comparisons and the baseline of a pairing_adaptive spec."""
+    base, seeds = spec["compare"]["baseline"], spec["seeds"]
+    names = [v for v in spec["variants"] if v != base]
+    return SequentialDesign(start=seeds["start"], max=seeds["max"], step=seeds["step"], alpha=0.05,
+                            margin=spec["compare"]["margin"], n_comparisons=len(names)), names, base
+
+
+def replay(rule: str, values: dict, spec: dict) -> dict:
+    """The paired adaptive study of `spec` re-decided from the stored runs under `rule`."""
     use(rule)
-    design = SequentialDesign(start=3, max=33, step=2, alpha=0.05, margin=0.01, n_comparisons=3)
-    open_, decided, closed, shares = ["wd0", "rmsnorm", "relu"], [0, 0], {}, {}
+    design, names, base = study(spec)
+    k = len(names)
+    open_, decided, closed, shares = list(names), [0, 0], {}, {}
     for n in design.looks:
-        shares[n] = (3 - min(decided[0], 2), 3 - min(decided[1], 2))
-        if any(len(values[c]) < n for c in open_ + ["base"]):
+        shares[n] = (k - min(decided[0], k - 1), k - min(decided[1], k - 1))
+        if any(len(values[c]) < n for c in open_ + [base]):
             return {"closed": closed, "open": open_, "data_ends_at": n, "runs": None, "shares": shares}
-        comparisons = {c: (np.array([values[c][s] for s in range(n)]), np.array([values["base"][s] for s in range(n)]))
+        comparisons = {c: (np.array([values[c][s] for s in range(n)]), np.array([values[base][s] for s in range(n)]))
                        for c in open_}
         for c, r in decide_family(design, comparisons, decided=tuple(decided), paired=True).items():
             if r.verdict != "open":
@@ -162,40 +175,49 @@ def simulated(rule: str, studies: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--studies", type=int, default=4000)
+    ap.add_argument("--studies", type=int, default=4000, help="0: no simulation")
+    ap.add_argument("--stored", type=Path, default=STORED, help="benchmarks/pairing_adaptive.py's JSON")
+    ap.add_argument("--spec", type=Path, default=ROOT / "benchmarks/specs/pairing_adaptive_33.yaml")
+    ap.add_argument("--rules", default="t,hall,calib,calib_own")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    values, limit = stored(), 0.05 + 3 * np.sqrt(0.05 * 0.95 / args.studies)
-    out: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "studies": args.studies,
-                 "limit": limit, "unpaired_runs": 66, "rules": {}}
-    print(f"limit alpha + 3 SE = {limit:.4f}; the unpaired design took 66 runs\n")
-    print("| rule | wd0 | rmsnorm | relu | runs | vs unpaired | sd 3x + skew: false different | false equivalent |")
-    print("|---|---|---|---|---|---|---|---|")
-    for rule in ("t", "hall", "calib", "calib_own"):
-        r, s = replay(rule, values), simulated(rule, args.studies)
+    spec = yaml.safe_load(args.spec.read_text())
+    design, names, base = study(spec)
+    values = stored(args.stored)
+    unpaired = json.loads(args.stored.read_text())["arms"]["unpaired"]["n_runs"]
+    limit = 0.05 + 3 * np.sqrt(0.05 * 0.95 / args.studies) if args.studies else None
+    out: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "stored": str(args.stored),
+                 "spec": str(args.spec), "studies": args.studies, "limit": limit, "unpaired_runs": unpaired,
+                 "rules": {}}
+    print(f"limit alpha + 3 SE = {limit}; the unpaired design took {unpaired} runs\n")
+    print(f"| rule | {' | '.join(names)} | runs | vs unpaired | sd 3x + skew: false different | false equivalent |")
+    print("|---|" + "---|" * (len(names) + 4))
+    for rule in args.rules.split(","):
+        r = replay(rule, values, spec)
+        s = simulated(rule, args.studies) if args.studies else {"false_different": None, "false_equivalent": None}
         out["rules"][rule] = {"replay": r, "simulation": s}
         cells = [f"{r['closed'][c]['verdict']} at {r['closed'][c]['pairs']}" if c in r["closed"] else "open"
-                 for c in ("wd0", "rmsnorm", "relu")]
-        ok = ["ok" if s[k] <= limit else "FAIL" for k in ("false_different", "false_equivalent")]
-        ratio = f"{r['runs'] / 66:.2f}x" if r["runs"] else "-"
-        print(f"| {rule} | {' | '.join(cells)} | {r['runs']} | {ratio} | {s['false_different']:.4f} {ok[0]} | "
-              f"{s['false_equivalent']:.4f} {ok[1]} |", flush=True)
-    d = np.array([values["relu"][s] - values["base"][s] for s in range(7)])
-    tail = {}
-    print("\nP(paired t <= relu's) under a mean-zero lognormal-shaped null (1,000,000 draws each):")
-    for n in (5, 7):
-        x = d[:n]
-        t_obs = float(x.mean() / x.std(ddof=1) * np.sqrt(n))
-        row = {f"skew {g}": float(np.mean(null_t(n, g, seed=1) <= t_obs)) for g in (0.0, 1.0, 1.5, 2.0)}
-        tail[n] = {"t": t_obs, **row}
-        print(f"  {n} pairs, t = {t_obs:.2f}: " + ", ".join(f"{k} {v:.5f}" for k, v in row.items()))
-    out["relu_tail"] = tail
-    design = SequentialDesign(start=3, max=33, step=2, alpha=0.05, margin=0.01, n_comparisons=3)
-    shares = out["rules"]["hall"]["replay"]["shares"]
-    out["one_sided_level_different"] = {n: float(design.thresholds(shares[n])[0][design.look_index(n)])
-                                        for n in (5, 7)}
-    print("  the look's one-sided level for 'different' (shares as in the replay):",
-          {n: round(v, 5) for n, v in out["one_sided_level_different"].items()})
+                 for c in names]
+        sims = [f"{s[k]:.4f} {'ok' if s[k] <= limit else 'FAIL'}" if s[k] is not None else "-"
+                for k in ("false_different", "false_equivalent")]
+        ratio = f"{r['runs'] / unpaired:.2f}x" if r["runs"] else "-"
+        print(f"| {rule} | {' | '.join(cells)} | {r['runs']} | {ratio} | {sims[0]} | {sims[1]} |", flush=True)
+    if "relu" in values and all(s in values["relu"] for s in range(7)):
+        d = np.array([values["relu"][s] - values[base][s] for s in range(7)])
+        tail = {}
+        print("\nP(paired t <= relu's) under a mean-zero lognormal-shaped null (1,000,000 draws each):")
+        for n in (5, 7):
+            x = d[:n]
+            t_obs = float(x.mean() / x.std(ddof=1) * np.sqrt(n))
+            row = {f"skew {g}": float(np.mean(null_t(n, g, seed=1) <= t_obs)) for g in (0.0, 1.0, 1.5, 2.0)}
+            tail[n] = {"t": t_obs, **row}
+            print(f"  {n} pairs, t = {t_obs:.2f}: " + ", ".join(f"{k} {v:.5f}" for k, v in row.items()))
+        out["relu_tail"] = tail
+        shares = out["rules"]["hall"]["replay"]["shares"] if "hall" in out["rules"] else {}
+        out["one_sided_level_different"] = {n: float(design.thresholds(shares[n])[0][design.look_index(n)])
+                                            for n in (5, 7) if n in shares}
+        print("  the look's one-sided level for 'different' (shares as in the replay):",
+              {n: round(v, 5) for n, v in out["one_sided_level_different"].items()})
     if args.out:
         args.out.write_text(json.dumps(out, indent=1))
 

@@ -95,6 +95,63 @@ def test_a_family_pools_the_skewness_of_its_open_comparisons():
         assert out[name].ci_high != pytest.approx(decide(DESIGN, values, b, paired=True).ci_high, rel=1e-6)
 
 
+# a real study's first 11 seeds (benchmarks/pairing.md, part 2e: 250 steps, float32, val loss to 5 decimals):
+# rmsnorm's per-seed differences are right-skewed, relu's are not, and the pooled skewness holds relu open
+RR = {"base": [2.44811, 2.45626, 2.45353, 2.46348, 2.44767, 2.46944, 2.44794, 2.44602, 2.46413, 2.44418, 2.48345],
+      "rmsnorm": [2.44691, 2.45433, 2.46366, 2.45892, 2.44425, 2.46491, 2.44525, 2.4455, 2.46697, 2.44548, 2.48023],
+      "relu": [2.4343, 2.43334, 2.43396, 2.44032, 2.43523, 2.45105, 2.42216, 2.42802, 2.45101, 2.41877, 2.44245]}
+
+
+def test_a_look_says_what_the_paired_t_alone_would_decide_and_the_report_names_the_looks_the_skew_held():
+    """LookResult.t_verdict is the paired t's verdict at the look's own levels (scipy's t interval), `skew` the g
+    Hall's T took (the mean of scipy's adjusted skewness over the open comparisons); a look where the t alone would
+    stop a comparison and the design did not is recorded (Outcome.held) and named in the report's design table."""
+    from scipy import stats
+
+    from gptlab.report.sections.adaptive import held_clause
+    from gptlab.stats.adaptive import Pair, replay
+    from gptlab.stats.sequential import decide_family
+
+    design = SequentialDesign(start=3, max=33, step=2, alpha=ALPHA, margin=0.01, n_comparisons=2)
+    v = {k: np.array(x) for k, x in RR.items()}
+    verdicts = {}
+    for n in (5, 7):
+        looked = {c: (v[c][:n], v["base"][:n]) for c in ("rmsnorm", "relu")}
+        out = decide_family(design, looked, paired=True)
+        g = np.mean([stats.skew(v[c][:n] - v["base"][:n], bias=False) for c in looked])
+        for c, r in out.items():
+            d = v[c][:n] - v["base"][:n]
+            se = d.std(ddof=1) / math.sqrt(n)
+            p_diff, p_eq = (levels[design.look_index(n)] for levels in design.thresholds(r.shares))
+            lo, hi = d.mean() - stats.t.isf(p_diff, n - 1) * se, d.mean() + stats.t.isf(p_diff, n - 1) * se
+            elo, ehi = d.mean() - stats.t.isf(p_eq, n - 1) * se, d.mean() + stats.t.isf(p_eq, n - 1) * se
+            want = "equivalent" if -0.01 < elo and ehi < 0.01 else "different" if lo > 0 or hi < 0 else "open"
+            assert r.t_verdict == want and r.skew == pytest.approx(g, rel=1e-9), (c, n)
+            verdicts[c, n] = (r.t_verdict, r.verdict)
+    assert verdicts["rmsnorm", 7] == ("equivalent", "open")
+    g = np.mean([stats.skew(v[c][:5] - v["base"][:5], bias=False) for c in ("rmsnorm", "relu")])
+    assert verdicts["relu", 5] == ("different", "open")  # the t crosses, Hall's T does not
+    state = replay(design, [Pair("rmsnorm", "base"), Pair("relu", "base")], lambda c, s: s < 11,
+                   lambda c, s: float(v[c][s]), paired=True)
+    relu = state.outcomes["relu"]
+    assert relu.stopped == "different" and relu.result.used == 11
+    assert relu.held[0][0] == 5 and relu.held[0][2:] == ("different", 2)
+    assert relu.held[0][1] == pytest.approx(g, rel=1e-9)
+    assert held_clause(relu) == (f"; the paired t alone would have called it different at 5 pairs, the skew "
+                                 f"correction (skewness {g:.2g}, pooled over the 2 comparisons open there) held it open")
+    assert all(h[2] != "open" for o in state.outcomes.values() for h in o.held)
+    # a comparison left alone (the other decided) uses its own skewness: a twin stops at the first look
+    lone = replay(design, [Pair("twin", "base"), Pair("rmsnorm", "base")], lambda c, s: s < 11,
+                  lambda c, s: float(v["base" if c == "twin" else c][s]), paired=True)
+    own = stats.skew(v["rmsnorm"][:7] - v["base"][:7], bias=False)
+    assert lone.outcomes["twin"].stopped == "equivalent" and lone.outcomes["twin"].round == 1
+    assert lone.outcomes["rmsnorm"].held[0] == (7, pytest.approx(own, rel=1e-9), "equivalent", 1)
+    assert f"(skewness {own:.2g}, its own)" in held_clause(lone.outcomes["rmsnorm"])
+    welch = replay(design, [Pair("rmsnorm", "base"), Pair("relu", "base")], lambda c, s: s < 11,
+                   lambda c, s: float(v[c][s]), paired=False)
+    assert not any(o.held for o in welch.outcomes.values())  # pairing: none has no skew correction to hold
+
+
 def test_a_twin_is_equivalent_at_the_first_look_with_defined_numbers():
     base = np.random.default_rng(1).normal(3.0, SD, 12)
     r = decide(DESIGN, base[:3].copy(), base, paired=True)

@@ -38,6 +38,8 @@ class Outcome:
     stopped: str | None = None  # one of STOPPED; None: still open
     missing: int = 0  # paired: pairs with a seed without a value (failed or diverged) at its last look; else seeds
     fractions: list[float] = field(default_factory=list)  # information fraction at each look it was tested
+    held: list[tuple[float, float, str, int]] = field(default_factory=list)  # paired: (pairs, skewness, the t's
+    # verdict, comparisons open) at each look where the paired t alone would have stopped it and Hall's T did not
 
 
 @dataclass
@@ -118,6 +120,8 @@ def replay(design: SequentialDesign, pairs: list[Pair], ended, values, *, sign: 
                 outcomes[name].fractions.append(result.used / design.max)
             if result.verdict != "open":
                 outcomes[name].stopped = result.verdict
+            elif result.t_verdict not in (None, "open"):
+                outcomes[name].held.append((result.used, result.skew, result.t_verdict, len(looked)))
         still = [o for o in outcomes.values() if o.stopped is None]
         if not still or k == len(looks) - 1:
             for o in still:

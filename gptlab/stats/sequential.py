@@ -132,6 +132,8 @@ class LookResult:
     paired: bool = False  # one-sample t and Hall's T on per-seed differences (n - 1 df), else Welch
     used: float | None = None  # pairs (paired) or seeds per arm (Welch: harmonic mean) with a value at this look
     p_sequential: float = math.nan  # stagewise-ordering p of diff = 0 at level alpha/kd (see `sequential_p_of`)
+    skew: float | None = None  # paired: the skewness g Hall's T took (pooled over the family's open comparisons)
+    t_verdict: str | None = None  # paired: the verdict of the paired t alone at the same levels (skew ignored)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ class LookBatch:
     used: np.ndarray | None = None  # pairs (or Welch's harmonic seeds per arm) with a value
     fraction: np.ndarray | None = None  # information fraction of this look: used / design.max
     tested: np.ndarray | None = None  # False: too few values, or no information since the last tested look
+    skew: np.ndarray | None = None  # paired: the g Hall's T took per row (0 where se is 0)
+    t_verdict: np.ndarray | None = None  # paired: the paired t alone's verdict at the same levels
 
 
 def _stats(variant: np.ndarray, baseline: np.ndarray, paired: bool):
@@ -226,19 +230,30 @@ def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.nda
             g = np.where(np.isfinite(g) & (se > 0), g, 0.0)
             (ci_low, ci_high), (eq_low, eq_high) = (sk.hull(diff, se, used, g, q) for q in (t_diff, t_eq))
             p_value = sk.p_two_sided(diff, se, used, g, dof)
+            t_alone = _verdicts(design, diff - t_diff * se, diff + t_diff * se, diff - t_eq * se, diff + t_eq * se)
         else:
             p_value = 2 * sps.t.sf(np.abs(diff) / se, dof)
             ci_low, ci_high = diff - t_diff * se, diff + t_diff * se
             eq_low, eq_high = diff - t_eq * se, diff + t_eq * se
-    equivalent = (eq_low > -design.margin) & (eq_high < design.margin)
-    different = (ci_low > 0) | (ci_high < 0)
-    verdict = np.where(equivalent, "equivalent", np.where(different, "different", "open"))
+    verdict = _verdicts(design, ci_low, ci_high, eq_low, eq_high)
     if paired:  # zero spread: the diff is known exactly (gptlab.stats.paired.paired_t)
         p_value = np.where(se > 0, p_value, np.where(diff != 0, 0.0, 1.0))
     else:
         p_value = np.where(se > 0, p_value, np.nan)
     return LookBatch(verdict, diff, ci_low, ci_high, eq_low, eq_high, np.where(tested, p_value, np.nan),
-                     2 * p_diff if np.ndim(p_diff) else float(2 * p_diff), look, n, used, fraction, tested)
+                     2 * p_diff if np.ndim(p_diff) else float(2 * p_diff), look, n, used, fraction, tested,
+                     g if paired else None, t_alone if paired else None)
+
+
+def _verdicts(design: SequentialDesign, ci_low, ci_high, eq_low, eq_high) -> np.ndarray:  # noqa: ANN001
+    """"equivalent" where the equivalence interval lies within the margin, else "different" where the other
+    interval excludes 0, else "open"."""
+    different, equivalent = _rejects(design, ci_low, ci_high, eq_low, eq_high)
+    return np.where(equivalent, "equivalent", np.where(different, "different", "open"))
+
+
+def _rejects(design: SequentialDesign, ci_low, ci_high, eq_low, eq_high):  # noqa: ANN001, ANN202
+    return (ci_low > 0) | (ci_high < 0), (eq_low > -design.margin) & (eq_high < design.margin)
 
 
 def _observed_levels(design: SequentialDesign, look: int, shares, fraction, history, used):  # noqa: ANN001, ANN202
@@ -287,13 +302,15 @@ def decide(design: SequentialDesign, variant, baseline, *, sign: int = -1, share
                       float(b.eq_high[0]), float(b.p_value[0]), float(np.ravel(b.p_boundary)[0]), b.look, b.n,
                       b.look == len(design.looks) - 1, direction,
                       shares or (design.n_comparisons, design.n_comparisons), paired, float(b.used[0]),
-                      sequential_p_of(design, b, 0, history, shares))
+                      sequential_p_of(design, b, 0, history, shares),
+                      None if b.skew is None else float(b.skew[0]),
+                      None if b.t_verdict is None else str(b.t_verdict[0]))
 
 
 def rejects(design: SequentialDesign, r: LookResult | LookBatch):
     """Which null hypotheses a look's result (or batch, elementwise) rejected: (diff = 0, |diff| >= margin).
     Both can hold; the verdict is then "equivalent"."""
-    return (r.ci_low > 0) | (r.ci_high < 0), (r.eq_low > -design.margin) & (r.eq_high < design.margin)
+    return _rejects(design, r.ci_low, r.ci_high, r.eq_low, r.eq_high)
 
 
 def decide_family(design: SequentialDesign, comparisons: dict, *, sign: int = -1,

@@ -123,11 +123,23 @@ def _rows(state, paired: bool = False) -> tuple[list[str], list[list[str]]]:  # 
                 why += (f": its {1 - 2 * state.design.alpha / ke:.1%} interval [{r.eq_low:+.4f}, {r.eq_high:+.4f}] "
                         f"lies within ±{state.design.margin:g}")
             rows.append([f"{name} vs {o.pair.baseline}", o.stopped or "open", str(o.round or "—"),
-                         "—" if r is None or r.used is None else f"{r.used:g}", diff, level, p, why + dropped])
+                         "—" if r is None or r.used is None else f"{r.used:g}", diff, level, p,
+                         why + dropped + held_clause(o)])
             continue
         rows.append([f"{name} vs {o.pair.baseline}", o.stopped or "open", str(o.round or "—"),
                      str(r.n if r else "—"), diff, why])
     return header, rows
+
+
+def held_clause(o) -> str:  # noqa: ANN001 - Outcome
+    """Where the skew correction kept a comparison open that the paired t alone would have stopped: the first
+    such look, its verdict by the t, and the skewness that held it (pooled where several comparisons were open)."""
+    if not o.held:
+        return ""
+    pairs, g, t_verdict, k = o.held[0]
+    source = f"pooled over the {k} comparisons open there" if k > 1 else "its own"
+    return (f"; the paired t alone would have called it {t_verdict} at {pairs:g} pairs, the skew correction "
+            f"(skewness {g:.2g}, {source}) held it open")
 
 
 def _saved(ctx: ReportContext, state) -> str:  # noqa: ANN001
