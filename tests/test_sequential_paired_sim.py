@@ -138,7 +138,8 @@ def test_a_look_says_what_the_paired_t_alone_would_decide_and_the_report_names_t
     assert relu.held[0][0] == 5 and relu.held[0][2:] == ("different", 2)
     assert relu.held[0][1] == pytest.approx(g, rel=1e-9)
     assert held_clause(relu) == (f"; the paired t alone would have called it different at 5 pairs, the skew "
-                                 f"correction (skewness {g:.2g}, pooled over the 2 comparisons open there) held it open")
+                                 f"correction (skewness {g:.2g}, pooled over the 2 comparisons open there) "
+                                 "held it open")
     assert all(h[2] != "open" for o in state.outcomes.values() for h in o.held)
     # a comparison left alone (the other decided) uses its own skewness: a twin stops at the first look
     lone = replay(design, [Pair("twin", "base"), Pair("rmsnorm", "base")], lambda c, s: s < 11,
