@@ -282,3 +282,24 @@ def test_a_look_after_an_untested_one_spends_by_the_looks_tested_and_tests_nothi
     p0 = sequential_p_of(design, b, 0, history[0], None)
     assert p0 == pytest.approx(stagewise_p((3 / 12, 7 / 12), 0.05 / 3, design.spending, z), rel=1e-12)
     assert p0 != pytest.approx(stagewise_p((3 / 12, 5 / 12, 7 / 12), 0.05 / 3, design.spending, z), rel=1e-6)
+
+
+def test_the_last_look_spends_all_that_is_left_whatever_information_it_holds():
+    """At the last planned look a study whose failed seeds left less information than planned still spends all
+    of alpha that is left (Lan & DeMets 1983, sec. 3): its boundary is the final one at the observed fraction.
+    Rows are grouped by their information: a row that tests nothing before others must not stop the others."""
+    rng = np.random.default_rng(8)
+    design = SequentialDesign(start=3, max=7, step=2, alpha=0.05, margin=0.02, n_comparisons=2)
+    base = rng.normal(3.0, SD, (3, 7))
+    var = base + rng.normal(0.004, SD, (3, 7))
+    var[0, 1:] = np.nan   # one pair left: tests nothing
+    var[1, 3] = np.nan    # 6 of the 7 planned pairs
+    b = decide_batch(design, var, base, paired=True, skew=0.0)
+    assert b.tested.tolist() == [False, True, True]
+    for row, now in ((1, 6 / 7), (2, 1.0)):
+        final = design.thresholds(None, (3 / 7, 5 / 7, now), True)
+        assert b.p_boundary[row] == pytest.approx(2 * final[0][-1], rel=1e-12)
+    not_final = design.thresholds(None, (3 / 7, 5 / 7, 6 / 7), False)
+    assert b.p_boundary[1] > 2 * not_final[0][-1]  # spending all that is left is a looser boundary
+    with pytest.raises(ValueError, match="splits alpha over 2"):  # two open and one decided: three, not two
+        decide_family(design, {"a": (var[2], base[2]), "b": (var[2], base[2])}, decided=(1, 0), paired=True)
