@@ -131,6 +131,18 @@ def test_a_look_says_what_the_paired_t_alone_would_decide_and_the_report_names_t
     assert verdicts["rmsnorm", 7] == ("equivalent", "open")
     g = np.mean([stats.skew(v[c][:5] - v["base"][:5], bias=False) for c in ("rmsnorm", "relu")])
     assert verdicts["relu", 5] == ("different", "open")  # the t crosses, Hall's T does not
+    # each side of the t's intervals: relu mirrored (a positive difference), and a difference whose equivalence
+    # interval reaches past +margin only
+    lone = SequentialDesign(start=3, max=33, step=2, alpha=ALPHA, margin=0.01, n_comparisons=1)
+    up = decide(lone, 2 * v["base"][:5] - v["relu"][:5], v["base"][:5], paired=True)
+    near = decide(lone, v["base"][:5] + np.array([0.004, 0.012, 0.002, 0.009, 0.006]), v["base"][:5], paired=True)
+    for r, d in ((up, v["base"][:5] - v["relu"][:5]), (near, np.array([0.004, 0.012, 0.002, 0.009, 0.006]))):
+        half = [stats.t.isf(p, 4) * d.std(ddof=1) / math.sqrt(5) for p in
+                (x[lone.look_index(5)] for x in lone.thresholds(r.shares))]
+        want = ("equivalent" if -0.01 < d.mean() - half[1] and d.mean() + half[1] < 0.01 else
+                "different" if d.mean() - half[0] > 0 or d.mean() + half[0] < 0 else "open")
+        assert r.t_verdict == want
+    assert (up.t_verdict, near.t_verdict) == ("different", "open")
     state = replay(design, [Pair("rmsnorm", "base"), Pair("relu", "base")], lambda c, s: s < 11,
                    lambda c, s: float(v[c][s]), paired=True)
     relu = state.outcomes["relu"]

@@ -222,7 +222,7 @@ def decide_batch(design: SequentialDesign, variant: np.ndarray, baseline: np.nda
         p_diff, p_eq = (levels[look] for levels in design.thresholds(shares))
         tested = np.ones(len(diff), bool)
     else:
-        p_diff, p_eq, tested = _observed_levels(design, look, shares, fraction, history, used)
+        p_diff, p_eq, tested = _observed_levels(design, look, shares, fraction, history)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_diff, t_eq = sps.t.isf(p_diff, dof), sps.t.isf(p_eq, dof)
         if paired:  # Hall's T beside the t (gptlab.stats.skew); where se is 0 the diff is known exactly
@@ -256,7 +256,7 @@ def _rejects(design: SequentialDesign, ci_low, ci_high, eq_low, eq_high):  # noq
     return (ci_low > 0) | (ci_high < 0), (eq_low > -design.margin) & (eq_high < design.margin)
 
 
-def _observed_levels(design: SequentialDesign, look: int, shares, fraction, history, used):  # noqa: ANN001, ANN202
+def _observed_levels(design: SequentialDesign, look: int, shares, fraction, history):  # noqa: ANN001, ANN202
     """Per study: this look's nominal one-sided levels at the observed information (NaN where untested)."""
     planned = np.array([m / design.max for m in design.looks[:look]])
     hist = np.broadcast_to(planned, (len(fraction), look)) if history is None else np.asarray(history, float)
