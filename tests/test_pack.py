@@ -255,6 +255,13 @@ def test_each_member_has_its_own_wandb_run(tmp_path: Path):
 
     summaries = run_pack([build_config({**BASE, "max_steps": 10, "seed": s, "wandb": "offline"}) for s in SEEDS[:2]],
                          [RunMeta("wb", f"seed{s}", overrides={"seed": s}) for s in SEEDS[:2]], tmp_path)
+    import wandb
+
+    # The pack ran in this process, whose W&B service outlives it. W&B buffers a run's .wandb log and writes
+    # the rest when the run's stream closes, which can come after finish() returns (wandb/wandb#12742). Shut the
+    # service down, as the pack's own process exit does in `gptlab run`, so every log is complete before it is
+    # read: read at once, one run lacked its final summary and exit (status "running") in a CI-like run.
+    wandb.teardown()
     runs = load_runs(None, wandb_dir=tmp_path).sort_values("run")
     logs = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.wandb"))
     assert runs["run"].tolist() == ["seed0", "seed1"], (runs[["run", "status"]].to_dict("records"), logs)
