@@ -250,6 +250,7 @@ class _Pack:
 
     def _train(self) -> None:
         t, M = self.cfg.train, len(self.members)
+        self._in_step = True  # spans a step, its rows, eval and checkpoint: a stop inside waits for the loop's top
         if self.step == 0 and not self.resumed:
             for member, val in zip(self.members, self._eval()):
                 member.emit({"step": 0, "val/loss": val})
@@ -257,6 +258,7 @@ class _Pack:
         nonfinite = torch.zeros(M, dtype=torch.bool, device=self.rt.device)
         tick, tick_step = time.perf_counter(), self.step
         while self.step < t.max_steps and any(self.alive):
+            self._in_step = False
             if self._stop_requested:
                 raise KeyboardInterrupt
             lrs = [lr_at(self.step, m.cfg.train) for m in self.members]
@@ -265,7 +267,6 @@ class _Pack:
             loss = self._step(lrs, measure)
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
-            self._in_step = False
             at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
             if not (at_eval or self.step % self.cfg.log.log_interval == 0):
                 continue

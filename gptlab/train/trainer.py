@@ -251,12 +251,16 @@ class _Loop:
 
     def _train(self) -> str:
         t = self.cfg.train
+        # `_in_step` spans a step and its row, eval and checkpoint: a stop that lands inside waits for the loop's
+        # top, so the checkpoint written on the way out never lies past a row not yet written
+        self._in_step = True
         if self.step == 0 and not self.resumed:
             self._emit({"step": 0, "val/loss": self._eval()})
         tokens_per_step = t.batch_size * self.cfg.model.block_size * t.grad_accum
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.rt.device)
         tick, tick_step = time.perf_counter(), self.step
         while self.step < t.max_steps:
+            self._in_step = False
             if self._stop_requested:
                 raise KeyboardInterrupt
             lr = lr_at(self.step, t)
@@ -265,7 +269,6 @@ class _Loop:
             loss = self.step_fn(lr, measure)  # 0-dim tensor, still on the device
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
-            self._in_step = False
             at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
             if not (at_eval or self.step % self.cfg.log.log_interval == 0):
                 continue
