@@ -208,7 +208,7 @@ class _Pack:
                 member.end("finished")
         except KeyboardInterrupt:
             self._sync_steps()
-            if not self._in_step:  # a half-applied update must not be saved; the last checkpoint stands
+            if not self._updating:  # a half-applied update must not be saved; the last checkpoint stands
                 self._checkpoint()
             for member in self._live():
                 member.end("interrupted")
@@ -234,6 +234,7 @@ class _Pack:
         """As the trainer: the first Ctrl-C / SIGTERM stops at the next step boundary, a second at once,
         unless it comes within SAME_STOP_S of the first (the same stop sent again)."""
         self._stop_requested, self._in_step, stopped_at = False, False, []
+        self._updating = False  # inside the step: the update may be half applied
         if threading.current_thread() is not threading.main_thread():
             return {}
 
@@ -264,9 +265,11 @@ class _Pack:
             lrs = [lr_at(self.step, m.cfg.train) for m in self.members]
             measure = self.diag.active(self.step + 1)
             self._in_step = True
+            self._updating = True
             loss = self._step(lrs, measure)
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
+            self._updating = False
             at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
             if not (at_eval or self.step % self.cfg.log.log_interval == 0):
                 continue

@@ -207,7 +207,7 @@ class _Loop:
             if self._stop_signal is not None:
                 error = stop_signal_text(self._stop_signal, self.step)
             try:
-                if not self._in_step:  # a half-applied update must not be saved; the last checkpoint stands
+                if not self._updating:  # a half-applied update must not be saved; the last checkpoint stands
                     self._checkpoint()
             except StoreWriteError as exc:
                 status, error = Status.failed, str(exc)
@@ -235,6 +235,7 @@ class _Loop:
         SAME_STOP_S of the first is the same stop sent again (Slurm's TERM, CONT, TERM; a job wrapper
         forwarding what the process also got) and must not drop the checkpoint being written."""
         self._stop_requested, self._in_step, self._stop_signal, stopped_at = False, False, None, [0.0]
+        self._updating = False  # inside step_fn: the update may be half applied
         if threading.current_thread() is not threading.main_thread():
             return {}
 
@@ -266,9 +267,11 @@ class _Loop:
             lr = lr_at(self.step, t)
             measure = self.diag.active(self.step + 1)
             self._in_step = True
+            self._updating = True
             loss = self.step_fn(lr, measure)  # 0-dim tensor, still on the device
             nonfinite |= ~torch.isfinite(loss)
             self.step += 1
+            self._updating = False
             at_eval = self.step % t.eval_interval == 0 or self.step == t.max_steps
             if not (at_eval or self.step % self.cfg.log.log_interval == 0):
                 continue
